@@ -1,0 +1,43 @@
+# talking-head — the README's two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_TEXT ?= Hello! Thanks for calling, how can I help you today?
+
+.PHONY: setup demo test test-unit test-integration protos bench lint clean redis-server
+
+setup: $(STAMP)
+
+# torch 2.13.0 CPU comes first so that nothing later pulls a CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/talking-head tts "$(DEMO_TEXT)" --out out/demo.wav --alignments out/demo.json
+
+# Integration tests start a real redis-server: install Debian's when missing (as root).
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is missing: install it (e.g. sudo apt-get install redis-server)"; exit 1; fi; }
+
+test: setup redis-server
+	$(BIN)/python -m pytest -q tests
+
+test-unit: setup
+	$(BIN)/python -m pytest -q tests/unit
+
+protos: setup
+	$(BIN)/python scripts/gen_protos.py
+
+bench: setup
+	$(BIN)/talking-head bench --stage tts --json out/bench-tts.json
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

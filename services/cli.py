@@ -1,0 +1,69 @@
+"""The `talking-head` command. Each area adds its subcommands through `<area>/cli.py:register`.
+
+Heavy imports (torch, Piper, Ray) happen inside handlers, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from services.common.errors import TalkingHeadError
+
+# Areas that contribute subcommands, in the order `--help` lists them.
+_AREA_CLIS = (
+    "services.tts.cli",
+    "services.denoise.cli",
+    "services.encoder.cli",
+    "services.subjects.cli",
+    "services.gateway.cli",
+    "services.bench.cli",
+)
+
+
+def _version() -> str:
+    try:
+        return version("talking-head")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="talking-head",
+        description="Text in, a talking-head video out: TTS → denoise → audio encoder → NeRF renderer → mp4.",
+        epilog="Run `talking-head COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"talking-head {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _AREA_CLIS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # that area has no CLI yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except TalkingHeadError as exc:
+        print(f"talking-head {args.command}: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"talking-head {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

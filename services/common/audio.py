@@ -1,0 +1,178 @@
+"""Audio I/O, resampling and the Wav2Lip mel front end (REFERENCE.md §4)."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import lfilter, resample_poly
+
+from services.common.errors import InvalidInput
+from services.common.types import ANALYSIS_SAMPLE_RATE, MEL_FPS, AudioClip
+
+#: Longest audio accepted by default (seconds); services may lower it.
+MAX_AUDIO_SECONDS = 15 * 60
+
+
+def load_audio(source: str | Path | bytes, max_seconds: float = MAX_AUDIO_SECONDS) -> AudioClip:
+    """Decode wav/flac/ogg/mp3 (libsndfile) or anything FFmpeg reads (m4a, webm…) to mono float32.
+
+    Raises InvalidInput for missing files, undecodable bytes, empty or non-finite audio.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidInput(f"audio file not found: {path}")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+    if not data:
+        raise InvalidInput("audio is empty (0 bytes)")
+    try:
+        samples, rate = _decode_soundfile(data)
+    except Exception:  # libsndfile does not know the container: try FFmpeg
+        try:
+            samples, rate = _decode_av(data)
+        except Exception as exc:
+            raise InvalidInput(f"could not decode audio ({len(data)} bytes): not a known audio format") from exc
+    return check_audio(samples, rate, max_seconds)
+
+
+def check_audio(samples: np.ndarray, sample_rate: int, max_seconds: float = MAX_AUDIO_SECONDS) -> AudioClip:
+    """Validate decoded samples: mono-ise, reject empty/NaN/inf/over-long, clip to [-1, 1]."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if samples.size == 0:
+        raise InvalidInput("audio has no samples")
+    if not np.all(np.isfinite(samples)):
+        raise InvalidInput("audio contains NaN or infinite samples")
+    duration = samples.size / sample_rate
+    if duration > max_seconds:
+        raise InvalidInput(f"audio is {duration:.0f} s long; the limit is {max_seconds:.0f} s")
+    return AudioClip(np.clip(samples, -1.0, 1.0), int(sample_rate))
+
+
+def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    return samples, rate
+
+
+def _decode_av(data: bytes) -> tuple[np.ndarray, int]:
+    import av
+
+    with av.open(io.BytesIO(data), mode="r") as container:
+        stream = next(s for s in container.streams if s.type == "audio")
+        rate = stream.codec_context.sample_rate
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        parts = []
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                parts.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            parts.append(out.to_ndarray().reshape(-1))
+    if not parts:
+        raise ValueError("no audio frames")
+    return np.concatenate(parts), rate
+
+
+def save_wav(path: str | Path, clip: AudioClip) -> None:
+    import soundfile as sf
+
+    sf.write(str(path), clip.samples, clip.sample_rate, subtype="PCM_16")
+
+
+def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Polyphase (Kaiser-windowed sinc) resampling; output length = round(n·sr_out/sr_in)."""
+    if sr_in == sr_out:
+        return np.asarray(samples, dtype=np.float32)
+    ratio = Fraction(sr_out, sr_in)
+    out = resample_poly(np.asarray(samples, dtype=np.float64), ratio.numerator, ratio.denominator,
+                        window=("kaiser", 8.0))
+    n = int(round(len(samples) * sr_out / sr_in))
+    if len(out) < n:
+        out = np.pad(out, (0, n - len(out)))
+    return out[:n].astype(np.float32)
+
+
+def to_analysis_rate(clip: AudioClip) -> AudioClip:
+    """The 16 kHz mono clip every analysis stage expects."""
+    return AudioClip(resample(clip.samples, clip.sample_rate, ANALYSIS_SAMPLE_RATE), ANALYSIS_SAMPLE_RATE)
+
+
+# --- Wav2Lip mel ---------------------------------------------------------------------
+
+MEL_N_FFT = 800
+MEL_HOP = 200
+MEL_BINS = 80
+MEL_FMIN = 55.0
+MEL_FMAX = 7600.0
+
+
+def _hz_to_mel_slaney(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(hz >= min_log_hz, min_log_mel + np.log(np.maximum(hz, 1e-10) / min_log_hz) / logstep,
+                    hz / f_sp)
+
+
+def _mel_to_hz_slaney(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3
+    min_log_hz = 1000.0
+    min_log_mel = min_log_hz / f_sp
+    logstep = np.log(6.4) / 27.0
+    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel)
+
+
+@lru_cache(maxsize=4)
+def mel_filterbank(sr: int = ANALYSIS_SAMPLE_RATE, n_fft: int = MEL_N_FFT, n_mels: int = MEL_BINS,
+                   fmin: float = MEL_FMIN, fmax: float = MEL_FMAX) -> np.ndarray:
+    """Slaney-scale, Slaney-normalised triangular filters [n_mels, 1 + n_fft//2] (librosa's default)."""
+    fft_freqs = np.linspace(0, sr / 2, 1 + n_fft // 2)
+    mel_pts = np.linspace(_hz_to_mel_slaney(fmin), _hz_to_mel_slaney(fmax), n_mels + 2)
+    hz_pts = _mel_to_hz_slaney(mel_pts)
+    fdiff = np.diff(hz_pts)
+    ramps = hz_pts[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (hz_pts[2:] - hz_pts[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def stft_magnitude(samples: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """|STFT| with a periodic Hann window, centred frames and reflect padding: [1 + n_fft//2, T]."""
+    x = np.asarray(samples, dtype=np.float64)
+    pad = n_fft // 2
+    if len(x) <= pad:  # reflect needs more samples than the pad: fall back to zeros
+        x = np.pad(x, (pad, pad))
+    else:
+        x = np.pad(x, (pad, pad), mode="reflect")
+    n_frames = 1 + (len(x) - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    return np.abs(np.fft.rfft(x[idx] * window, axis=1)).T
+
+
+def wav2lip_mel(samples: np.ndarray, sample_rate: int = ANALYSIS_SAMPLE_RATE) -> np.ndarray:
+    """Wav2Lip's normalised log-mel: [80, T] float32 at 80 frames/s in [-4, 4], T = 1 + n // 200."""
+    if sample_rate != ANALYSIS_SAMPLE_RATE:
+        raise InvalidInput(f"the mel front end needs {ANALYSIS_SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
+    emphasised = lfilter([1.0, -0.97], [1.0], np.asarray(samples, dtype=np.float64))
+    spec = stft_magnitude(emphasised, MEL_N_FFT, MEL_HOP)
+    mel = mel_filterbank() @ spec
+    db = 20.0 * np.log10(np.maximum(1e-5, mel)) - 20.0
+    return np.clip(8.0 * (db + 100.0) / 100.0 - 4.0, -4.0, 4.0).astype(np.float32)
+
+
+def mel_frame_rate() -> int:
+    return MEL_FPS

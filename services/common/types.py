@@ -1,0 +1,64 @@
+"""Plain data types that stages exchange (the in-process twin of the protos)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.common.errors import InvalidInput, RateMismatch
+
+#: Analysis audio rate for denoising and encoding (DESIGN.md §1).
+ANALYSIS_SAMPLE_RATE = 16_000
+#: Wav2Lip mel frames per second (hop 200 at 16 kHz).
+MEL_FPS = 80
+#: Content posteriors per second.
+CONTENT_FPS = 50
+#: Default video frame rate.
+VIDEO_FPS = 25
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """Mono float32 audio in [-1, 1] at a known sample rate."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 1:
+            raise InvalidInput(f"audio must be mono 1-D, got shape {self.samples.shape}")
+        if self.sample_rate <= 0:
+            raise InvalidInput(f"sample rate must be positive, got {self.sample_rate}")
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def require_rate(self, sample_rate: int, stage: str) -> None:
+        if self.sample_rate != sample_rate:
+            raise RateMismatch(f"{stage} needs {sample_rate} Hz audio, got {self.sample_rate} Hz")
+
+
+@dataclass(frozen=True)
+class PhonemeTiming:
+    """One phoneme (or pause) and where it sits in the audio, in seconds."""
+
+    phoneme: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    """What a TTS backend returns: audio plus phoneme timings covering it end to end."""
+
+    audio: AudioClip
+    phonemes: list[PhonemeTiming]
+    text: str
+    lang: str
+    voice: str
+    #: Sentence index within the request (for sentence-level pipelining).
+    sentence: int = 0
+    #: Optional coarser units (e.g. pinyin syllables) with the same timing contract.
+    syllables: list[PhonemeTiming] = field(default_factory=list)

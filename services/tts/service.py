@@ -1,0 +1,81 @@
+"""TtsService: picks a backend per language/voice and speaks text sentence by sentence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from services.common.errors import NotFound
+from services.common.types import AudioClip, Speech
+from services.tts.backend import SynthesisOptions, TtsBackend
+from services.tts.text import split_sentences, validate_text
+from services.tts.timings import shift
+
+
+def _piper() -> TtsBackend:
+    from services.tts.piper_backend import PiperBackend
+
+    return PiperBackend()
+
+
+#: voice name → (factory, languages). Factories run once, on first use.
+VOICES: dict[str, tuple[Callable[[], TtsBackend], tuple[str, ...]]] = {
+    "joe": (_piper, ("en", "zh")),
+}
+DEFAULT_VOICE = {"en": "joe", "zh": "joe"}
+
+
+class TtsService:
+    """Loads voices lazily and answers typed requests; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._backends: dict[str, TtsBackend] = {}
+
+    def voices(self) -> dict[str, tuple[str, ...]]:
+        return {name: langs for name, (_, langs) in VOICES.items()}
+
+    def backend(self, lang: str, voice: str | None = None) -> TtsBackend:
+        name = voice or DEFAULT_VOICE.get(lang, "")
+        if name not in VOICES:
+            raise NotFound(f"unknown voice {voice!r}: available voices are {', '.join(VOICES)}")
+        factory, langs = VOICES[name]
+        if lang not in langs:
+            raise NotFound(f"voice {name!r} does not speak {lang!r} (it speaks {', '.join(langs)})")
+        if name not in self._backends:
+            self._backends[name] = factory()
+        return self._backends[name]
+
+    def sentences(self, text: str, lang: str = "en", voice: str | None = None,
+                  options: SynthesisOptions | None = None) -> Iterator[Speech]:
+        """Validate everything first, then yield one Speech per sentence as it is made."""
+        norm = validate_text(text, lang)
+        backend = self.backend(lang, voice)
+        opts = options or SynthesisOptions()
+        parts = split_sentences(norm)
+        return (_numbered(backend.synthesize_sentence(s, lang, opts), i) for i, s in enumerate(parts))
+
+    def synthesize(self, text: str, lang: str = "en", voice: str | None = None,
+                   options: SynthesisOptions | None = None) -> Speech:
+        """The whole text as one Speech; timings stay contiguous across sentences."""
+        return concatenate(list(self.sentences(text, lang, voice, options)))
+
+
+def _numbered(speech: Speech, index: int) -> Speech:
+    return Speech(speech.audio, speech.phonemes, speech.text, speech.lang, speech.voice,
+                  sentence=index, syllables=speech.syllables)
+
+
+def concatenate(parts: list[Speech]) -> Speech:
+    """Join sentences end to end (same voice and rate), shifting their timings."""
+    first = parts[0]
+    rate = first.audio.sample_rate
+    phonemes, syllables, offset = [], [], 0.0
+    for p in parts:
+        p.audio.require_rate(rate, "concatenate")
+        phonemes += shift(p.phonemes, offset)
+        syllables += shift(p.syllables, offset)
+        offset += p.audio.duration
+    audio = np.concatenate([p.audio.samples for p in parts])
+    return Speech(AudioClip(audio, rate), phonemes, " ".join(p.text for p in parts), first.lang,
+                  first.voice, sentence=0, syllables=syllables)

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from services.common.errors import InvalidInput
+from services.common.types import AudioClip
+from services.common.video import Mp4Muxer, VideoSpec, fit_audio, frames_for_duration, probe_mp4, write_mp4
+
+
+def _frames(n: int, h: int = 64, w: int = 96) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (1, h, w, 3), dtype=np.uint8)
+    return np.repeat(base, n, axis=0)
+
+
+def _audio(seconds: float, sr: int) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_mux_decode_round_trip(tmp_path):
+    fps, n, sr = 25, 37, 22_050
+    path = write_mp4(tmp_path / "a.mp4", _frames(n), AudioClip(_audio(1.0, sr), sr), fps=fps)
+    info = probe_mp4(path)
+    assert (info.video_codec, info.pix_fmt, info.audio_codec) == ("h264", "yuv420p", "aac")
+    assert info.n_frames == n and info.fps == pytest.approx(fps)
+    assert info.sample_rate == sr
+    assert abs(info.audio_seconds - n / fps) <= 1 / fps
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_fragmented_chunks_concatenate_to_a_playable_mp4():
+    fps, sr, n, batch = 25, 16_000, 30, 8
+    audio = fit_audio(_audio(2.0, sr), n, fps, sr)
+    m = Mp4Muxer(VideoSpec(96, 64, fps, sr), fragmented=True)
+    frames = _frames(n)
+    chunks = []
+    per = sr // fps
+    for i in range(0, n, batch):
+        chunks.append(m.add(frames[i:i + batch], audio[i * per:(i + batch) * per]))
+    chunks.append(m.finish())
+    assert chunks[0][4:8] == b"ftyp" and b"moov" in chunks[0][:2000] and b"moof" not in chunks[0]
+    later = [c for c in chunks[1:] if c]
+    assert later and all(c[4:8] in (b"moof", b"styp", b"mfra") for c in later)
+    info = probe_mp4(b"".join(chunks))
+    assert info.n_frames == n and info.fps == pytest.approx(fps)
+    assert abs(info.audio_seconds - info.video_seconds) <= 1 / fps
+
+
+def test_muxer_rejects_bad_frames():
+    with pytest.raises(InvalidInput):
+        Mp4Muxer(VideoSpec(95, 64))
+    m = Mp4Muxer(VideoSpec(96, 64))
+    with pytest.raises(InvalidInput):
+        m.add(np.zeros((2, 64, 96, 3), np.float32))
+
+
+def test_fit_audio_and_frame_count():
+    assert len(fit_audio(np.ones(10, np.float32), 25, 25, 16_000)) == 16_000
+    assert len(fit_audio(np.ones(20_000, np.float32), 25, 25, 16_000)) == 16_000
+    assert frames_for_duration(1.0, 25) == 25 and frames_for_duration(1.01, 25) == 26
