@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # that area has no CLI yet
+            if exc.name and name.startswith(exc.name):  # that area (or its CLI) is not built yet
                 continue
             raise
         module.register(sub)

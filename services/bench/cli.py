@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         module = importlib.import_module(f"services.bench.{args.stage}")
     except ModuleNotFoundError as exc:
-        if exc.name == f"services.bench.{args.stage}":
+        if exc.name and f"services.bench.{args.stage}".startswith(exc.name):
             raise NotFound(f"no benchmark for stage {args.stage!r} in this build") from exc
         raise
     result = module.run(json_path=None, quick=args.quick)
