@@ -1,0 +1,114 @@
+"""`subject synth`: a full ER-NeRF-layout dataset of the oracle subject saying random sentences."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from services.common.audio import resample
+from services.common.errors import InvalidInput
+from services.common.sentences import random_sentences
+from services.common.types import ANALYSIS_SAMPLE_RATE, VIDEO_FPS, AudioClip, PhonemeTiming, Speech
+from services.subjects.layout import DatasetWriter
+from services.subjects.oracle import OracleSubject
+from services.common.paths import datasets_dir
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    minutes: float = 3.0
+    size: int = 256
+    seed: int = 0
+    fps: int = VIDEO_FPS
+    #: share of Mandarin sentences (the rest English)
+    zh_fraction: float = 0.2
+    video: bool = True
+
+
+def training_speech(minutes: float, seed: int = 0, zh_fraction: float = 0.2, progress: bool = True
+                    ) -> tuple[Speech, list[dict]]:
+    """Random training-split sentences spoken by the TTS until `minutes` of audio exist,
+    joined into one Speech (native rate); also returns each sentence's text, lang and span."""
+    from services.tts.service import TtsService
+
+    if minutes <= 0:
+        raise InvalidInput(f"--minutes must be positive, got {minutes}")
+    tts = TtsService()
+    rng = random.Random(f"synth:{seed}")
+    pools = {lang: iter(random_sentences(2000, lang=lang, seed=seed, split="train")) for lang in ("en", "zh")}
+    target = minutes * 60.0
+    parts: list[Speech] = []
+    info: list[dict] = []
+    total = 0.0
+    bar = tqdm(total=round(target), desc="tts", unit="s", disable=not progress)
+    while total < target:
+        lang = "zh" if rng.random() < zh_fraction else "en"
+        text = next(pools[lang])
+        speech = tts.synthesize(text, lang=lang)
+        info.append({"text": text, "lang": lang, "start": total, "end": total + speech.audio.duration})
+        parts.append(speech)
+        total += speech.audio.duration
+        bar.update(round(min(total, target)) - bar.n)
+    bar.close()
+    return join_speech(parts), info
+
+
+def join_speech(parts: list[Speech]) -> Speech:
+    """Concatenate speeches (any languages, one sample rate) keeping phoneme timings contiguous."""
+    rate = parts[0].audio.sample_rate
+    phonemes: list[PhonemeTiming] = []
+    offset = 0.0
+    for p in parts:
+        p.audio.require_rate(rate, "join_speech")
+        phonemes += [PhonemeTiming(x.phoneme, x.start + offset, x.end + offset) for x in p.phonemes]
+        offset += p.audio.duration
+    audio = np.concatenate([p.audio.samples for p in parts])
+    return Speech(AudioClip(audio, rate), phonemes, " ".join(p.text for p in parts), "mixed", parts[0].voice)
+
+
+def write_oracle_dataset(root: str | Path, speech: Speech, oracle: OracleSubject, fps: int = VIDEO_FPS,
+                         sentences: list[dict] | None = None, force: bool = False, video: bool = True,
+                         progress: bool = True) -> Path:
+    """Render `speech` with the oracle into an ER-NeRF dataset at `root` (atomic)."""
+    root = Path(root)
+    audio16 = AudioClip(resample(speech.audio.samples, speech.audio.sample_rate, ANALYSIS_SAMPLE_RATE),
+                        ANALYSIS_SAMPLE_RATE)
+    n_frames = max(1, int(np.floor(audio16.duration * fps + 1e-6)))
+    writer = DatasetWriter(root, oracle.size, oracle.size, oracle.focal, oracle.cx, oracle.cy, overwrite=force)
+    tracks: dict[str, list[float]] = {"mouth_open": [], "mouth_round": [], "blink": [], "inner_lip_gap": [],
+                                      "mouth_interior": []}
+    try:
+        for f in tqdm(oracle.render_frames(speech, fps, n_frames=n_frames), total=n_frames, desc="render",
+                      unit="frame", disable=not progress):
+            m = f.meta
+            writer.add(f.image, m.landmarks, m.c2w, m.blink, f.labels, f.torso)
+            tracks["mouth_open"].append(round(m.mouth_open, 5))
+            tracks["mouth_round"].append(round(m.mouth_round, 5))
+            tracks["blink"].append(round(m.blink, 5))
+            tracks["inner_lip_gap"].append(round(m.inner_lip_gap, 4))
+            tracks["mouth_interior"].append(int(f.mouth_interior.sum()))
+        meta = {"oracle.json": {"kind": "oracle", "seed": oracle.seed, "size": oracle.size, "fps": fps,
+                                "frames": n_frames, "sentences": sentences or [], **tracks}}
+        return writer.finish(audio16, oracle.background, fps, metadata=meta, video_name=root.name if video else None)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def synth(name: str, config: SynthConfig = SynthConfig(), out: str | Path | None = None, force: bool = False,
+          progress: bool = True) -> Path:
+    """The `subject synth NAME` job: TTS random sentences → oracle frames → dataset directory."""
+    if not name or "/" in name or name.startswith("."):
+        raise InvalidInput(f"invalid dataset name {name!r}")
+    if config.fps <= 0 or not 0.0 <= config.zh_fraction <= 1.0:
+        raise InvalidInput(f"fps must be positive and zh-fraction in [0, 1], got {config.fps} and {config.zh_fraction}")
+    root = Path(out) if out else datasets_dir() / name
+    if root.exists() and not force:
+        raise InvalidInput(f"{root} already exists (use --force to replace it)")
+    oracle = OracleSubject(config.size, config.seed)
+    speech, sentences = training_speech(config.minutes, config.seed, config.zh_fraction, progress)
+    return write_oracle_dataset(root, speech, oracle, config.fps, sentences, force, config.video, progress)
