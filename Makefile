@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(BIN)/talking-head tts "$(DEMO_TEXT)" --out out/demo.wav --alignments out/demo.json
+	$(BIN)/talking-head say "$(DEMO_TEXT)" --out out/demo.mp4
 
 # Integration tests start a real redis-server: install Debian's when missing (as root).
 redis-server:

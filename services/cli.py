@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"talking-head {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}  # command groups later areas extend
     for name in _AREA_CLIS:
         try:
             module = importlib.import_module(name)
@@ -45,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name and name.startswith(exc.name):  # that area (or its CLI) is not built yet
                 continue
             raise
-        module.register(sub)
+        if getattr(module, "EXTENDS", None):
+            added = module.register(sub, groups)
+        else:
+            added = module.register(sub)
+        if isinstance(added, argparse._SubParsersAction):
+            groups[name.split(".")[1]] = added
     return parser
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+# Tests use tiny tensors: one intra-op thread avoids OpenMP spin-waiting, which makes
+# small convolutions many times slower whenever another process shares the cores.
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

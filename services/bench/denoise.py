@@ -1,0 +1,139 @@
+"""Denoise benchmark: ZipEnhancer (both sizes) vs RNNoise vs spectral gating in one run.
+
+Fixed, seeded held-out mixtures at 0 and 5 dB SNR: held-out sentences (never in training)
+spoken by the TTS, mixed with held-out noise — kinds never used in training (machine,
+bandnoise), babble made of other held-out sentences, and training kinds drawn from seeds
+far from any training stream. Reports every metric per model (and for the noisy input),
+per input SNR, the real-time factor and peak RSS.
+
+Real-time factors are measured with one torch thread, as wall time and as this process's
+CPU time: on a shared machine the wall figure includes waiting for a core, the CPU figure
+is the compute the model needs (one core's worth; two cores halve neither for RNNoise).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+
+from services.bench.common import best_of, header, peak_rss_mb
+from services.common.audio import resample
+from services.common.sentences import random_sentences
+from services.common.types import ANALYSIS_SAMPLE_RATE as SR
+from services.common.types import AudioClip
+from services.denoise import noise as noise_gen
+from services.denoise.service import MODELS, DenoiseService
+from services.eval.speech import all_metrics
+
+BENCH_KINDS = ("machine", "babble", "bandnoise", "pink", "hum", "clicks", "white")
+SNRS = (0.0, 5.0)
+SEED = 20_250_105
+
+
+def heldout_speech(n_en: int, n_zh: int) -> list[np.ndarray]:
+    from services.tts.service import TtsService
+
+    tts = TtsService()
+    texts = [(t, "en") for t in random_sentences(n_en, "en", seed=SEED, split="heldout")]
+    texts += [(t, "zh") for t in random_sentences(n_zh, "zh", seed=SEED, split="heldout")]
+    out = []
+    for text, lang in texts:
+        s = tts.synthesize(text, lang)
+        wav = resample(s.audio.samples, s.audio.sample_rate, SR)
+        out.append((wav / np.abs(wav).max() * 0.5).astype(np.float32))
+    return out
+
+
+def mixtures(speech: list[np.ndarray]) -> list[dict]:
+    """(noisy, clean, kind, snr) for every utterance at every SNR; the babble for an
+    utterance is made of the other utterances."""
+    rng = np.random.default_rng(SEED)
+    items = []
+    for i, clean in enumerate(speech):
+        others = speech[:i] + speech[i + 1:]
+        for j, snr in enumerate(SNRS):
+            kind = BENCH_KINDS[(2 * i + j) % len(BENCH_KINDS)]
+            noise = noise_gen.generate(kind, len(clean), rng, SR, babble_source=others)
+            items.append({"noisy": noise_gen.mix_at_snr(clean, noise, snr), "clean": clean,
+                          "kind": kind, "snr": snr})
+    return items
+
+
+def _best_cpu(fn, repeats: int) -> float:
+    """Least CPU time (this process) of `repeats` calls, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        c0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - c0)
+    return best
+
+
+def _mean(rows: list[dict]) -> dict:
+    return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
+
+
+def run(json_path: str | None = None, quick: bool = False) -> dict:
+    torch.set_num_threads(1)  # more threads spin-wait badly when the cores are shared
+    result = header("denoise")
+    speech = heldout_speech(2, 1) if quick else heldout_speech(4, 2)
+    items = mixtures(speech)
+    audio_s = sum(len(m["noisy"]) for m in items) / SR
+    result["set"] = {"mixtures": len(items), "audio_s": round(audio_s, 2), "snrs_db": list(SNRS),
+                     "kinds": sorted({m["kind"] for m in items}), "seed": SEED}
+    svc = DenoiseService()
+    models: dict[str, dict] = {}
+    noisy_rows = [all_metrics(m["clean"], m["noisy"], SR) for m in items]
+    models["noisy"] = {"metrics": _mean(noisy_rows),
+                       "by_snr": {str(s): _mean([r for r, m in zip(noisy_rows, items) if m["snr"] == s])
+                                  for s in SNRS}}
+    for name in MODELS:
+        try:
+            if name.startswith("zipenhancer"):
+                svc.network(name)  # load outside the timing
+            else:
+                svc.enhance(AudioClip(items[0]["noisy"], SR), name)  # warm up
+        except Exception as exc:  # a missing weight file is reported, not fatal
+            models[name] = {"error": str(exc)}
+            continue
+        t0, c0 = time.perf_counter(), time.process_time()
+        outs = [svc.enhance(AudioClip(m["noisy"], SR), name).samples for m in items]
+        took, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows = [all_metrics(m["clean"], y, SR) for m, y in zip(items, outs)]
+        models[name] = {
+            "metrics": _mean(rows),
+            "by_snr": {str(s): _mean([r for r, m in zip(rows, items) if m["snr"] == s]) for s in SNRS},
+            "real_time_factor": round(took / audio_s, 4),
+            "cpu_real_time_factor": round(cpu / audio_s, 4),
+            "peak_rss_mb_after": round(peak_rss_mb(), 1),
+        }
+        if name.startswith("zipenhancer"):
+            net = svc.network(name)
+            models[name]["parameters"] = sum(p.numel() for p in net.parameters())
+            clip = AudioClip(np.concatenate([m["noisy"] for m in items])[:10 * SR], SR)
+            models[name]["rtf_10s_best_of_3"] = round(
+                best_of(lambda: svc.enhance(clip, name), 1 if quick else 3) / clip.duration, 4)
+            models[name]["cpu_rtf_10s_best_of_3"] = round(
+                _best_cpu(lambda: svc.enhance(clip, name), 1 if quick else 3) / clip.duration, 4)
+    result["models"] = models
+    zip_ = models.get("zipenhancer-small", {}).get("metrics")
+    rnn = models.get("rnnoise", {}).get("metrics")
+    if zip_ and rnn:
+        result["goals"] = {
+            "small_si_sdr_minus_rnnoise_db": round(zip_["si_sdr"] - rnn["si_sdr"], 3),
+            "small_pesq_minus_rnnoise": round(zip_["pesq_wb"] - rnn["pesq_wb"], 3),
+            "small_rtf": models["zipenhancer-small"]["rtf_10s_best_of_3"],
+            "small_cpu_rtf": models["zipenhancer-small"]["cpu_rtf_10s_best_of_3"],
+        }
+        big = models.get("zipenhancer", {}).get("metrics")
+        if big:
+            result["goals"]["paper_si_sdr_minus_rnnoise_db"] = round(big["si_sdr"] - rnn["si_sdr"], 3)
+            result["goals"]["paper_pesq_minus_rnnoise"] = round(big["pesq_wb"] - rnn["pesq_wb"], 3)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2)
+    return result

@@ -1,0 +1,1 @@
+"""Quality metrics shared by the stages' evaluations and benchmarks."""

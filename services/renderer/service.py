@@ -1,0 +1,137 @@
+"""RendererService: subject bundles → loaded models (LRU) → frames for per-frame audio codes."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from services.common.bundle import SubjectBundle
+from services.common.errors import IntegrityError, InvalidInput, RateMismatch
+from services.renderer.head_field import HeadCond, HeadFieldConfig
+from services.renderer.motion import natural_blinks, replay_poses
+from services.renderer.rays import Intrinsics
+from services.renderer.renderer import TalkingHeadModel
+from services.renderer.torso_field import TorsoFieldConfig
+from services.renderer.volume import RenderConfig
+
+WEIGHTS_PREFIX = "renderer."
+
+
+class BundleSource(Protocol):
+    def load(self, subject_id: str) -> SubjectBundle: ...
+
+
+def _dataclass_from(cls: type, data: dict[str, Any]) -> Any:
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields}
+    return cls(**kwargs)
+
+
+def model_from_manifest(manifest: dict[str, Any]) -> TalkingHeadModel:
+    """An untrained TalkingHeadModel with the exact architecture a manifest names."""
+    r = manifest["renderer"]
+    head = _dataclass_from(HeadFieldConfig, r["head"]["config"])
+    torso = _dataclass_from(TorsoFieldConfig, r["torso"]["config"]) if r.get("torso") else None
+    render = _dataclass_from(RenderConfig, r["render"])
+    return TalkingHeadModel(head=head, torso=torso, with_torso=torso is not None, render=render,
+                            occupancy_resolution=int(r["occupancy"]["resolution"]))
+
+
+class SubjectRenderer:
+    """One subject ready to render: model (inference mode), intrinsics, tracks, background."""
+
+    def __init__(self, bundle: SubjectBundle, device: str | torch.device = "cpu") -> None:
+        from PIL import Image
+
+        m = bundle.manifest
+        self.id = bundle.id
+        self.digest = bundle.digest
+        self.manifest = m
+        self.device = torch.device(device)
+        self.fps = float(m["fps"])
+        h, w = (int(v) for v in m["resolution"])
+        k = m["intrinsics"]
+        self.intrinsics = Intrinsics(k["fx"], k["fy"], k["cx"], k["cy"], h, w)
+        model = model_from_manifest(m)
+        weights = bundle.tensors("model.safetensors")
+        own = {key[len(WEIGHTS_PREFIX):]: v for key, v in weights.items() if key.startswith(WEIGHTS_PREFIX)}
+        try:
+            model.load_state_dict(own, strict=True)
+        except RuntimeError as exc:
+            raise IntegrityError(f"subject {self.id!r}: renderer weights do not match the manifest") from exc
+        self.model = model.to(self.device).eval()
+        self.encoder_weights = {key: v for key, v in weights.items() if not key.startswith(WEIGHTS_PREFIX)}
+        tracks = bundle.tensors("tracks.safetensors")
+        self.pose_track = tracks["poses"].numpy()
+        self.blink_track = tracks["blink"].numpy()
+        bg = np.asarray(Image.open(io.BytesIO(bundle.blobs["background.png"])).convert("RGB"))
+        if bg.shape[:2] != (h, w):
+            raise IntegrityError(f"subject {self.id!r}: background is {bg.shape[1]}x{bg.shape[0]}, model is {w}x{h}")
+        self.background = torch.from_numpy(bg.copy()).float().div(255).to(self.device)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.intrinsics.height, self.intrinsics.width
+
+    def conditions(self, n_frames: int, static_pose: bool = False, seed: int = 0, start: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Poses [n, 4, 4] replayed smoothly from the subject's track (or held still) and natural blinks."""
+        if static_pose:
+            poses = np.repeat(self.pose_track[:1], n_frames, axis=0)
+        else:
+            first = int(np.random.default_rng(seed).integers(0, len(self.pose_track))) if start is None else start
+            poses = replay_poses(self.pose_track, n_frames, start=first)
+        return poses, natural_blinks(n_frames, self.fps, seed=seed)
+
+    @torch.no_grad()
+    def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, batch: int = 8,
+               fps: float | None = None) -> Iterator[np.ndarray]:
+        """Yield uint8 [b, H, W, 3] frame batches, in order, for codes [N, audio_dim]."""
+        if fps is not None and abs(fps - self.fps) > 1e-6:
+            raise RateMismatch(f"subject {self.id!r} renders at {self.fps:g} fps, codes are for {fps:g} fps")
+        n = len(codes)
+        if len(poses) != n or len(blinks) != n:
+            raise InvalidInput(f"{n} audio codes but {len(poses)} poses and {len(blinks)} blink values")
+        dim = self.model.head.config.audio_dim
+        if codes.ndim != 2 or codes.shape[1] != dim:
+            raise InvalidInput(f"audio codes must be [N, {dim}], got {list(codes.shape)}")
+        for s in range(0, n, max(1, batch)):
+            e = min(n, s + batch)
+            cond = HeadCond(torch.as_tensor(codes[s:e], dtype=torch.float32, device=self.device),
+                            torch.as_tensor(blinks[s:e], dtype=torch.float32, device=self.device), None)
+            c2w = torch.as_tensor(poses[s:e], dtype=torch.float32, device=self.device)
+            out = self.model.render_frames(c2w, self.intrinsics, cond, background=self.background)
+            yield (out["image"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+class RendererService:
+    """Keeps an LRU of loaded subjects (a replica's working set); thread-safe."""
+
+    def __init__(self, source: BundleSource, device: str | None = None, cache_size: int = 4) -> None:
+        self.source = source
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, SubjectRenderer] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def subject(self, subject_id: str) -> SubjectRenderer:
+        with self._lock:
+            if subject_id in self._cache:
+                self._cache.move_to_end(subject_id)
+                self.hits += 1
+                return self._cache[subject_id]
+            self.misses += 1
+        loaded = SubjectRenderer(self.source.load(subject_id), self.device)
+        with self._lock:
+            self._cache[subject_id] = loaded
+            self._cache.move_to_end(subject_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return loaded
