@@ -35,11 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def load_subject_head(name: str):
-    """The subject's encoder head from its bundle: wired by the subject store (issue 4 §5)."""
-    from services.common.errors import NotFound
+    """The subject's trained encoder head, read (and sha256-verified) from its bundle."""
+    from services.common.subject_store import LocalSubjectStore
+    from services.encoder.service import load_head
 
-    raise NotFound(f"subject {name!r}: encoder heads from subject bundles are not available yet; "
-                   "run without --subject for a random-init head")
+    bundle = LocalSubjectStore().load(name)
+    return load_head(bundle.manifest["audio_encoder"]["config"], bundle.tensors("model.safetensors"),
+                     prefix="audio_encoder.")
 
 
 def _encode(args: argparse.Namespace) -> int:

@@ -39,6 +39,20 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     ev.add_argument("--json", type=Path, default=None, help="write the full result here")
     ev.set_defaults(func=_eval)
 
+    sv = sub.add_parser(
+        "serve", help="run the Ray Serve app: gRPC on :9000, HTTP on :8000",
+        description="Deploy the talking-head Ray Serve application (TTS, Denoise, Encoder, Renderer and the "
+                    "Avatar ingress) from a Serve config file and keep serving until Ctrl-C. Subjects come from "
+                    "Redis ($TALKING_HEAD_REDIS_URL) with the local store as a fallback; API keys from "
+                    "$TALKING_HEAD_API_KEYS (comma-separated; unset = no auth). Without GPUs the renderer runs "
+                    "on CPU. Connects to an existing Ray cluster when $RAY_ADDRESS is set.")
+    sv.add_argument("--config", type=Path, default=None,
+                    help="Serve config YAML (default: the packaged services/gateway/serve_config.yaml)")
+    sv.add_argument("--http-port", type=int, default=None, help="override http_options.port (8000)")
+    sv.add_argument("--grpc-port", type=int, default=None, help="override grpc_options.port (9000)")
+    sv.add_argument("--host", default=None, help="override http_options.host (0.0.0.0)")
+    sv.set_defaults(func=_serve)
+
     group = groups.get("subjects")
     if group is None:  # pragma: no cover - subjects' CLI creates the group
         raise RuntimeError("the `subject` command group is missing")
@@ -203,4 +217,27 @@ def _pull(args: argparse.Namespace) -> int:
     bundle = RedisSubjectStore().pull(args.name)
     path = LocalSubjectStore().save(bundle)
     print(f"pulled {args.name} → {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from services.gateway import serving
+
+    gpus = serving.gpus_available()
+    config = serving.adapt_config(serving.read_config(args.config), gpus=gpus, http_port=args.http_port,
+                                  grpc_port=args.grpc_port, http_host=args.host)
+    if gpus <= 0:
+        print("no GPU found: the renderer runs on CPU (num_gpus dropped from the config)")
+    serving.start(config)
+    http = config.get("http_options", {})
+    grpc_port = config.get("grpc_options", {}).get("port", 9000)
+    print(f"serving: HTTP http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)}  gRPC :{grpc_port}  "
+          "(Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        from ray import serve
+
+        serve.shutdown()
     return 0

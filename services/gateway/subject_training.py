@@ -44,7 +44,7 @@ PRESETS: dict[str, Preset] = {
         head=HeadFieldConfig(num_levels=12, desired_resolution=256, log2_hashmap_size=14),
         torso=TorsoFieldConfig(num_levels=12, desired_resolution=512, log2_hashmap_size=14),
         encoder=EncoderConfig(variant="dynamic", conv_width=8, conv_norm="group"),
-        train=TrainConfig(head_iters=6000, lips_iters=2000, torso_iters=1000, rays=2048,
+        train=TrainConfig(head_iters=4000, lips_iters=1500, torso_iters=800, rays=2048,
                           occupancy_cells=1 << 16, eval_every=1000, checkpoint_every=250),
         occupancy_resolution=64,
     ),
@@ -65,7 +65,8 @@ PRESETS: dict[str, Preset] = {
                                hidden_dim=16, deform_hidden=16),
         encoder=EncoderConfig(variant="dynamic", conv_width=8, conv_norm="group"),
         train=TrainConfig(head_iters=60, lips_iters=20, torso_iters=20, rays=256, patch=16, eval_every=40,
-                          eval_frames=1, checkpoint_every=50, occupancy_every=8),
+                          eval_frames=1, checkpoint_every=50, occupancy_every=8, audio_pretrain_steps=20,
+                          audio_pretrain_frames=8),
         occupancy_resolution=32,
     ),
 }
@@ -81,6 +82,19 @@ def lip_boxes(landmarks: np.ndarray, width: int, height: int, margin: float = 0.
     box[:, [0, 2]] = box[:, [0, 2]].clip(0, width - 1)
     box[:, [1, 3]] = box[:, [1, 3]].clip(0, height - 1)
     return box.astype(np.int64)
+
+
+def mouth_shape(landmarks: np.ndarray) -> np.ndarray:
+    """[N, 4] standardised mouth shape from iBUG landmarks: inner and outer opening, outer
+    and inner width, each over the inter-ocular distance, then z-scored over the clip."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+
+    def dist(a: int, b: int) -> np.ndarray:
+        return np.linalg.norm(lm[:, a] - lm[:, b], axis=1)
+
+    eyes = np.maximum(dist(36, 45), 1e-6)
+    feats = np.stack([dist(62, 66), dist(51, 57), dist(48, 54), dist(60, 64)], axis=1) / eyes[:, None]
+    return ((feats - feats.mean(0)) / np.maximum(feats.std(0), 1e-6)).astype(np.float32)
 
 
 def renderer_poses(poses: np.ndarray) -> torch.Tensor:
@@ -108,7 +122,8 @@ def training_data(ds: SubjectDataset, features: Any, progress: bool = True) -> T
         intrinsics=Intrinsics(ds.focal, ds.focal, ds.cx, ds.cy, h, w),
         blink=torch.from_numpy(ds.blink).float(), aud_ids=torch.from_numpy(ds.aud_ids).long(),
         lips=torch.from_numpy(lip_boxes(ds.landmarks, w, h)), background=torch.from_numpy(ds.background),
-        train_idx=torch.from_numpy(ds.train).long(), val_idx=torch.from_numpy(ds.val).long(), features=features)
+        train_idx=torch.from_numpy(ds.train).long(), val_idx=torch.from_numpy(ds.val).long(), features=features,
+        mouth=torch.from_numpy(mouth_shape(ds.landmarks)))
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -169,8 +184,11 @@ def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: 
     torch.manual_seed(cfg.seed)
     features = extract_features(ds.audio, fps=ds.fps)
     data = training_data(ds, features, progress)
-    head_cfg = replace(recipe.head, num_latents=len(ds))
-    torso_cfg = replace(recipe.torso, num_latents=len(ds))
+    # One shared appearance code: per-frame codes would let the colour MLP paint each
+    # frame's mouth from its index and the audio path would learn nothing (it collapsed
+    # to a constant when we tried).
+    head_cfg = replace(recipe.head, num_latents=1)
+    torso_cfg = replace(recipe.torso, num_latents=1)
     model = TalkingHeadModel(head=head_cfg, torso=torso_cfg, occupancy_resolution=recipe.occupancy_resolution,
                              render=RenderConfig())
     encoder = build_encoder(recipe.encoder)

@@ -53,6 +53,7 @@ class TrainingData:
     train_idx: Tensor  # long [n_train]
     val_idx: Tensor  # long [n_val]
     features: Any  # the encoder's features for the whole audio track
+    mouth: Tensor | None = None  # float [N, K] standardised mouth shape (from landmarks), aux target
 
     @property
     def size(self) -> tuple[int, int]:
@@ -66,10 +67,11 @@ class TrainConfig:
     torso_iters: int = 2000
     rays: int = 2048  # rays per step (head and torso stages)
     face_fraction: float = 0.6  # share of rays drawn inside head/neck pixels
+    lips_fraction: float = 0.2  # share of rays drawn inside the lip box (audio-driven region)
     patch: int = 32  # lips / random patch side (pixels)
     lr_grid: float = 1e-2
     lr_net: float = 1e-3
-    lr_audio: float = 1e-3
+    lr_audio: float = 5e-4
     lr_decay: float = 0.5  # lr · lr_decay^(it / stage_iters)
     ema_decay: float = 0.95
     occupancy_every: int = 16
@@ -78,6 +80,9 @@ class TrainConfig:
     lambda_ambient: float = 1e-4
     lambda_ssim: float = 0.2
     lambda_torso_mask: float = 0.05
+    lambda_mouth: float = 0.5  # audio code → mouth shape auxiliary loss (keeps the audio path alive)
+    audio_pretrain_steps: int = 1500  # encoder-only warm-up on the mouth shape before the NeRF
+    audio_pretrain_frames: int = 32  # consecutive frames per warm-up step
     eval_every: int = 1000
     eval_frames: int = 3
     checkpoint_every: int = 500
@@ -105,6 +110,11 @@ class Trainer:
         self.summary = TrainSummary()
         self._t_start = time.perf_counter()
         self._elapsed_before = 0.0
+        # A linear probe from the audio code to the mouth shape seen in the landmarks. Without
+        # it the jointly trained encoder collapses to a constant code early on (the mean face
+        # is learnt first and a constant code is the cheapest way to help it).
+        code_dim = model.head.config.audio_dim
+        self.mouth_probe = nn.Linear(code_dim, data.mouth.shape[1]) if data.mouth is not None else None
         self.ema = {k: v.detach().clone() for k, v in self._ema_params().items()}
         self.opt = self._make_optimizer("head")
         self._head_bg = data.head_background
@@ -128,6 +138,9 @@ class Trainer:
                        {"params": net, "lr": c.lr_net, "base_lr": c.lr_net, "weight_decay": 0.0},
                        {"params": list(self.encoder.parameters()), "lr": c.lr_audio, "base_lr": c.lr_audio,
                         "weight_decay": 0.0}]
+            if self.mouth_probe is not None:
+                groups.append({"params": list(self.mouth_probe.parameters()), "lr": c.lr_net, "base_lr": c.lr_net,
+                               "weight_decay": 0.0})
         else:
             assert self.model.torso is not None
             grid = [p for n, p in self.model.torso.named_parameters() if n.startswith("grid")]
@@ -147,16 +160,27 @@ class Trainer:
         idx = self.data.train_idx
         return int(idx[self._randint(len(idx))])
 
-    def _sample_rays(self, i: int, regions: tuple[int, ...]) -> Tensor:
-        """Flat pixel indices: a share inside `regions`, the rest uniform over the frame."""
+    def _sample_rays(self, i: int, regions: tuple[int, ...], lips_fraction: float = 0.0) -> Tensor:
+        """Flat pixel indices: shares inside the lip box and inside `regions`, the rest uniform.
+
+        The mouth is a few percent of the frame but carries all of the audio signal, so it
+        gets its own share or the audio path sees almost no gradient."""
         h, w = self.data.size
         n = self.cfg.rays
+        n_lips = int(n * lips_fraction)
         n_in = int(n * self.cfg.face_fraction)
         labels = self.data.labels[i].reshape(-1)
         inside = torch.isin(labels, torch.tensor(regions, dtype=labels.dtype)).nonzero()[:, 0]
-        parts = [self._randint(h * w, n - n_in if len(inside) else n)]
-        if len(inside):
+        if not len(inside):
+            n_in = 0
+        parts = [self._randint(h * w, n - n_in - n_lips)]
+        if n_in:
             parts.append(inside[self._randint(len(inside), n_in)])
+        if n_lips:
+            x0, y0, x1, y1 = (int(v) for v in self.data.lips[i])
+            ys = y0 + self._randint(max(1, y1 - y0 + 1), n_lips)
+            xs = x0 + self._randint(max(1, x1 - x0 + 1), n_lips)
+            parts.append(ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1))
         return torch.cat(parts)
 
     def _patch(self, i: int, lips: bool) -> tuple[Tensor, int]:
@@ -174,13 +198,51 @@ class Trainer:
         ys, xs = torch.meshgrid(torch.arange(top, top + p), torch.arange(left, left + p), indexing="ij")
         return (ys * w + xs).reshape(-1), p
 
+    # ---- audio warm-up ------------------------------------------------------------------------
+    def _probe(self, codes: Tensor) -> Tensor:
+        # unit-norm probe rows: the code itself must carry the mouth shape at unit scale,
+        # not a tiny code blown up by a large probe weight
+        assert self.mouth_probe is not None
+        w = self.mouth_probe.weight
+        return F.linear(codes, w / w.norm(dim=1, keepdim=True).clamp(min=1e-6), self.mouth_probe.bias)
+
+    def pretrain_audio(self, progress: Callable[[int, int, float], None] | None = None) -> float:
+        """Teach the encoder the mouth shape (from landmarks) before the NeRF sees its codes.
+
+        A jointly trained encoder starting from random weights collapses to a constant code:
+        the NeRF first learns the mean face, for which a constant is the best input. Warm
+        codes that already track the mouth give the NeRF a signal worth using from step 0."""
+        c = self.cfg
+        if self.mouth_probe is None or c.audio_pretrain_steps <= 0:
+            return float("nan")
+        opt = torch.optim.AdamW(list(self.encoder.parameters()) + list(self.mouth_probe.parameters()),
+                                lr=1e-3, weight_decay=0.0)
+        idx = self.data.train_idx
+        span = min(c.audio_pretrain_frames, len(idx))
+        loss_v = float("nan")
+        for step in range(c.audio_pretrain_steps):
+            start = int(self._randint(max(1, len(idx) - span + 1)))
+            frames = idx[start:start + span]
+            codes = self.encoder.encode_frames(self.data.features, self.data.aud_ids[frames])
+            loss = F.mse_loss(self._probe(codes), self.data.mouth[frames].float())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_v = float(loss.detach())
+            if progress and (step + 1) % 50 == 0:
+                progress(step + 1, c.audio_pretrain_steps, loss_v)
+        with torch.no_grad():  # the EMA starts from the warmed encoder
+            for k, p in self._ema_params().items():
+                self.ema[k].copy_(p.detach())
+        return loss_v
+
     # ---- one step -------------------------------------------------------------------------
     def _cond(self, i: int, grad: bool = True) -> HeadCond:
         idx = self.data.aud_ids[i:i + 1]
         with torch.set_grad_enabled(grad):
             audio = self.encoder.encode_frames(self.data.features, idx)
         return HeadCond(audio=audio, eye=self.data.blink[i:i + 1].float(),
-                        latent=torch.tensor([i], dtype=torch.long))
+                        latent=torch.tensor([i % self.model.head.config.num_latents], dtype=torch.long))
 
     def _render_head(self, i: int, flat: Tensor, cond: HeadCond) -> dict[str, Tensor]:
         rays_o, rays_d, frame, xy = rays_for_pixels(self.data.poses[i:i + 1], self.data.intrinsics, flat)
@@ -200,7 +262,7 @@ class Trainer:
         if lips_stage:
             flat, patch_side = self._patch(i, lips=self.stage_step % 2 == 0)
         else:
-            flat = self._sample_rays(i, (HEAD, NECK))
+            flat = self._sample_rays(i, (HEAD, NECK), self.cfg.lips_fraction)
         out = self._render_head(i, flat, cond)
         bg = self._gather(self._head_bg, i, flat)
         pred = out["rgb"] + (1 - out["alpha"])[:, None] * bg
@@ -210,6 +272,9 @@ class Trainer:
         if "ambient_aud" in out:
             outside = (self.data.labels[i].reshape(-1)[flat] != HEAD).float()
             loss = loss + c.lambda_ambient * (out["ambient_aud"] * outside).mean()
+        if self.mouth_probe is not None and self.data.mouth is not None and c.lambda_mouth > 0:
+            target = self.data.mouth[i:i + 1].float()
+            loss = loss + c.lambda_mouth * F.mse_loss(self._probe(cond.audio), target)
         if patch_side:
             a = pred.t().reshape(1, 3, patch_side, patch_side)
             b = gt.t().reshape(1, 3, patch_side, patch_side)
@@ -227,7 +292,7 @@ class Trainer:
         with torch.no_grad():
             head = self._render_head(i, flat, self._cond(i, grad=False))
         tor = self.model.torso(head["xy"], self.data.poses[i:i + 1], head["frame"],
-                               torch.tensor([i], dtype=torch.long))
+                               torch.tensor([i % self.model.torso.config.num_latents], dtype=torch.long))
         ta = tor["alpha"][:, None]
         bg = self.data.background.reshape(-1, 3)[flat].float() / 255.0
         pred = head["rgb"] + (1 - head["alpha"])[:, None] * (tor["rgb"] * ta + (1 - ta) * bg)
@@ -315,6 +380,8 @@ class Trainer:
             return
         tensors = {f"live.{k}": v for k, v in self.model.state_dict().items()}
         tensors.update({f"live_enc.{k}": v for k, v in self.encoder.state_dict().items()})
+        if self.mouth_probe is not None:
+            tensors.update({f"probe.{k}": v for k, v in self.mouth_probe.state_dict().items()})
         tensors.update({f"ema.{k}": v for k, v in self.ema.items()})
         opt_t, opt_meta = optimizer_to_flat(self.opt, "opt")
         tensors.update(opt_t)
@@ -331,6 +398,8 @@ class Trainer:
         tensors, meta = loaded
         self.model.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("live.")})
         self.encoder.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("live_enc.")})
+        if self.mouth_probe is not None:
+            self.mouth_probe.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("probe.")})
         for k in self.ema:
             self.ema[k].copy_(tensors[f"ema.{k}"])
         self.stage, self.stage_step = meta["stage"], meta["stage_step"]
@@ -351,6 +420,10 @@ class Trainer:
     def train(self, progress: Callable[[str, int, int, dict[str, float]], None] | None = None) -> TrainSummary:
         """Run (or continue) every stage; returns the summary. Safe to interrupt and resume."""
         c = self.cfg
+        if not self.summary.steps and not self.summary.history:
+            self.summary.history.append({"stage_index": -1.0, "step": 0.0, "train_psnr": float("nan"),
+                                         "elapsed_s": self.elapsed(),
+                                         "audio_pretrain_loss": self.pretrain_audio()})
         stages = [s for s in self.STAGES if self._iters(s) > 0 and (s != "torso" or self.model.torso is not None)]
         start = stages.index(self.stage) if self.stage in stages else 0
         for stage in stages[start:]:
