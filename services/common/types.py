@@ -62,3 +62,23 @@ class Speech:
     sentence: int = 0
     #: Optional coarser units (e.g. pinyin syllables) with the same timing contract.
     syllables: list[PhonemeTiming] = field(default_factory=list)
+
+
+def join_speech(parts: list[Speech]) -> Speech:
+    """Concatenate speeches of one sample rate end to end, shifting every timing so they
+    stay contiguous. The result's lang is the parts' common language, or "mixed"."""
+    if not parts:
+        raise InvalidInput("nothing to join")
+    rate = parts[0].audio.sample_rate
+    phonemes: list[PhonemeTiming] = []
+    syllables: list[PhonemeTiming] = []
+    offset = 0.0
+    for p in parts:
+        p.audio.require_rate(rate, "join_speech")
+        phonemes += [PhonemeTiming(t.phoneme, t.start + offset, t.end + offset) for t in p.phonemes]
+        syllables += [PhonemeTiming(t.phoneme, t.start + offset, t.end + offset) for t in p.syllables]
+        offset += p.audio.duration
+    langs = {p.lang for p in parts}
+    audio = np.concatenate([p.audio.samples for p in parts])
+    return Speech(AudioClip(audio, rate), phonemes, " ".join(p.text for p in parts),
+                  langs.pop() if len(langs) == 1 else "mixed", parts[0].voice, sentence=0, syllables=syllables)

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from services.common.audio import resample
 from services.common.errors import InvalidInput
 from services.common.sentences import random_sentences
-from services.common.types import ANALYSIS_SAMPLE_RATE, VIDEO_FPS, AudioClip, PhonemeTiming, Speech
+from services.common.types import ANALYSIS_SAMPLE_RATE, VIDEO_FPS, AudioClip, Speech, join_speech
 from services.subjects.layout import DatasetWriter
 from services.subjects.oracle import OracleSubject
 from services.common.paths import datasets_dir
@@ -55,19 +55,6 @@ def training_speech(minutes: float, seed: int = 0, zh_fraction: float = 0.2, pro
         bar.update(round(min(total, target)) - bar.n)
     bar.close()
     return join_speech(parts), info
-
-
-def join_speech(parts: list[Speech]) -> Speech:
-    """Concatenate speeches (any languages, one sample rate) keeping phoneme timings contiguous."""
-    rate = parts[0].audio.sample_rate
-    phonemes: list[PhonemeTiming] = []
-    offset = 0.0
-    for p in parts:
-        p.audio.require_rate(rate, "join_speech")
-        phonemes += [PhonemeTiming(x.phoneme, x.start + offset, x.end + offset) for x in p.phonemes]
-        offset += p.audio.duration
-    audio = np.concatenate([p.audio.samples for p in parts])
-    return Speech(AudioClip(audio, rate), phonemes, " ".join(p.text for p in parts), "mixed", parts[0].voice)
 
 
 def write_oracle_dataset(root: str | Path, speech: Speech, oracle: OracleSubject, fps: int = VIDEO_FPS,

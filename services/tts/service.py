@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import numpy as np
-
 from services.common.errors import NotFound
-from services.common.types import AudioClip, Speech
+from services.common.types import Speech, join_speech
 from services.tts.backend import SynthesisOptions, TtsBackend
 from services.tts.text import split_sentences, validate_text
-from services.tts.timings import shift
 
 
 def _piper() -> TtsBackend:
@@ -58,24 +55,9 @@ class TtsService:
     def synthesize(self, text: str, lang: str = "en", voice: str | None = None,
                    options: SynthesisOptions | None = None) -> Speech:
         """The whole text as one Speech; timings stay contiguous across sentences."""
-        return concatenate(list(self.sentences(text, lang, voice, options)))
+        return join_speech(list(self.sentences(text, lang, voice, options)))
 
 
 def _numbered(speech: Speech, index: int) -> Speech:
     return Speech(speech.audio, speech.phonemes, speech.text, speech.lang, speech.voice,
                   sentence=index, syllables=speech.syllables)
-
-
-def concatenate(parts: list[Speech]) -> Speech:
-    """Join sentences end to end (same voice and rate), shifting their timings."""
-    first = parts[0]
-    rate = first.audio.sample_rate
-    phonemes, syllables, offset = [], [], 0.0
-    for p in parts:
-        p.audio.require_rate(rate, "concatenate")
-        phonemes += shift(p.phonemes, offset)
-        syllables += shift(p.syllables, offset)
-        offset += p.audio.duration
-    audio = np.concatenate([p.audio.samples for p in parts])
-    return Speech(AudioClip(audio, rate), phonemes, " ".join(p.text for p in parts), first.lang,
-                  first.voice, sentence=0, syllables=syllables)

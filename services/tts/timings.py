@@ -49,7 +49,3 @@ def symbols_to_timings(symbols: Sequence[str], samples: Sequence[int], sample_ra
         timings.append(PhonemeTiming(label, pos / sample_rate, (pos + n) / sample_rate))
         pos += n
     return timings
-
-
-def shift(timings: Sequence[PhonemeTiming], offset: float) -> list[PhonemeTiming]:
-    return [PhonemeTiming(t.phoneme, t.start + offset, t.end + offset) for t in timings]
