@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TEXT ?= Hello! Thanks for calling, how can I help you today?
 
-.PHONY: setup demo test test-unit test-integration protos bench lint clean redis-server
+.PHONY: setup demo test test-unit test-integration protos bench lint clean redis-server promtool
 
 setup: $(STAMP)
 
@@ -21,13 +21,19 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/talking-head say "$(DEMO_TEXT)" --out out/demo.mp4
 
-# Integration tests start a real redis-server: install Debian's when missing (as root).
+# Integration tests start a real redis-server and check /metrics with promtool: install
+# Debian's packages when missing (as root).
 redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "redis-server is missing: install it (e.g. sudo apt-get install redis-server)"; exit 1; fi; }
 
-test: setup redis-server
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool is missing (apt-get install prometheus): its test will be skipped"; fi; }
+
+test: setup redis-server promtool
 	$(BIN)/python -m pytest -q tests
 
 test-unit: setup

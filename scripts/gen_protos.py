@@ -29,6 +29,8 @@ def generate(out_dir: Path) -> list[Path]:
     for path in sorted(out_dir.rglob("*_pb2*.py*")):
         text = path.read_text()
         text = re.sub(r"^from talkinghead\.v1 import", "from services.protos.talkinghead.v1 import", text, flags=re.M)
+        # Message classes' __module__ must be importable: Ray Serve pickles request protos.
+        text = re.sub(r"'talkinghead\.v1\.(\w+_pb2)'", r"'services.protos.talkinghead.v1.\1'", text)
         path.write_text(text)
         written.append(path)
     for pkg in [out_dir, out_dir / "talkinghead", out_dir / "talkinghead" / "v1"]:

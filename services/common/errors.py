@@ -70,3 +70,10 @@ class RateMismatch(TalkingHeadError):
 
     grpc_code = grpc.StatusCode.FAILED_PRECONDITION
     http_status = 500
+
+
+class DeadlineExceeded(TalkingHeadError):
+    """The request ran past its deadline (server limit or the client's)."""
+
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http_status = 504

@@ -110,7 +110,7 @@ class Mp4Muxer:
         a.layout = "mono"
         a.bit_rate = 64_000
         self._video, self._audio = v, a
-        self._priming = 1024  # FFmpeg's AAC encoder delay (initial_padding), one AAC frame
+        self._to_drop = 1024 if fragmented else 0  # FFmpeg's AAC encoder delay (initial_padding)
         self._n_frames = 0
         self._n_samples = 0
         self._closed = False
@@ -134,12 +134,15 @@ class Mp4Muxer:
                                f"{frames.dtype} {list(frames.shape)}")
         if audio is not None and len(audio):
             samples = np.ascontiguousarray(np.clip(audio, -1, 1), dtype=np.float32).reshape(1, -1)
-            if self.fragmented and self._n_samples == 0:
+            if self.fragmented and self._to_drop:
                 # Fragments carry no edit list to hide the AAC encoder's priming samples, so
                 # players would hear everything late by that much. Drop as many leading
                 # samples (TTS leading silence) and start timestamps so priming lands at 0.
-                samples = samples[:, self._priming:]
-                self._n_samples = self._priming
+                k = min(self._to_drop, samples.shape[1])
+                samples = samples[:, k:]
+                self._to_drop -= k
+                self._n_samples += k
+        if audio is not None and len(audio) and samples.shape[1]:
             aframe = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
             aframe.sample_rate = self.spec.sample_rate
             aframe.pts = self._n_samples

@@ -107,7 +107,7 @@ def train(args: argparse.Namespace) -> None:
         history["train_step"].append(step)
         history["train_loss"].append(loss.item())
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}", sisdr=f"{-parts['si_sdr']:.1f}", lr=f"{lr:.1e}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", sisdr=f"{-parts['si_sdr']:.1f}", lr=f"{lr:.1e}")
         if step % args.save_every == 0 or step >= args.steps or time.time() >= deadline:
             now = time.time()
             history["seconds"] += now - t_last

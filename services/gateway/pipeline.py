@@ -12,10 +12,10 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -163,23 +163,45 @@ class Pipeline:
             self._heads[key] = load_head(cfg, subject.encoder_weights, prefix="audio_encoder.")
         return self._heads[key]
 
-    # ---- the work -------------------------------------------------------------------------
-    def _speech(self, req: SpeakRequest) -> Iterator[tuple[Speech | AudioClip, float]]:
+    # ---- stage hooks: the Ray app overrides these to call deployments instead -------------
+    def open_subject(self, subject_id: str) -> "SubjectSession":
+        """The subject's rendering and encoding, bound to this pipeline's services."""
+        return _LocalSubject(self, self.renderer.subject(subject_id))
+
+    def speech(self, req: SpeakRequest) -> Iterator[tuple[Speech | AudioClip, float]]:
+        """(speech, seconds it took) per sentence; TTS runs ahead in a thread."""
         if req.text is not None:
             return _prefetch(iter(self.tts.sentences(req.text, req.lang, req.voice)))
         assert req.audio is not None
         return iter([(req.audio, 0.0)])
 
+    def enhance(self, clip: AudioClip) -> AudioClip:
+        return self.denoiser.enhance(clip)
+
+    # ---- the work -------------------------------------------------------------------------
     def stream(self, req: SpeakRequest, sink: Callable[[Chunk], None] | None = None,
                out_path: Path | None = None, cancelled: Callable[[], bool] | None = None,
                progress: Callable[[int, int], None] | None = None) -> SpeakResult:
         """Run one request. Fragmented-MP4 chunks go to `sink` as soon as they exist; with
         `out_path` a progressive mp4 is written there instead. Returns counts and stage times."""
+        gen = self.generate(req, out_path=out_path, cancelled=cancelled, progress=progress)
+        while True:
+            try:
+                chunk = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if sink is not None:
+                sink(chunk)
+
+    def generate(self, req: SpeakRequest, out_path: Path | None = None,
+                 cancelled: Callable[[], bool] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Generator[Chunk, None, SpeakResult]:
+        """The generator form of `stream`: yields chunks, returns the SpeakResult (StopIteration.value).
+        Closing it early stops the work at the next frame batch."""
         req.validate()
         t_start = time.perf_counter()
         times = StageTimes()
-        subject = self.renderer.subject(req.subject)
-        head = self._head(subject)
+        subject = self.open_subject(req.subject)
         fps = subject.fps
         h, w = subject.size
         denoise = req.denoise if req.denoise is not None else req.audio is not None
@@ -189,16 +211,17 @@ class Pipeline:
         sentences = 0
         pose_offset = int(np.random.default_rng(req.seed).integers(0, 10_000))
 
-        def emit(data: bytes, last: bool = False) -> None:
+        def chunk(data: bytes, last: bool = False) -> Chunk | None:
             nonlocal n_chunks
-            if sink is None or (not data and not last):
-                return
+            if out_path is not None or (not data and not last):
+                return None
             if times.first_chunk is None and n_chunks >= 1:
                 times.first_chunk = time.perf_counter() - t_start
-            sink(Chunk(data, n_chunks, n_frames, n_frames / fps, is_init=n_chunks == 0, is_last=last))
+            c = Chunk(data, n_chunks, n_frames, n_frames / fps, is_init=n_chunks == 0, is_last=last)
             n_chunks += 1
+            return c
 
-        for item, tts_s in self._speech(req):
+        for item, tts_s in self.speech(req):
             times.tts += tts_s
             clip = item.audio if isinstance(item, Speech) else item
             sentences += 1
@@ -212,15 +235,13 @@ class Pipeline:
             analysis = to_analysis_rate(AudioClip(samples, mux_rate))
             if denoise:
                 t0 = time.perf_counter()
-                analysis = self.denoiser.enhance(analysis)
+                analysis = self.enhance(analysis)
                 times.denoise += time.perf_counter() - t0
             t0 = time.perf_counter()
-            codes = self.encoder.encode(analysis, head, fps, lang=req.lang).codes
+            codes = subject.encode(analysis, req.lang)
             times.encode += time.perf_counter() - t0
             if len(codes) != frames_here:
                 raise InvalidInput(f"encoder gave {len(codes)} codes for {frames_here} frames")
-            poses, blinks = subject.conditions(frames_here, req.static_pose, seed=req.seed + sentences,
-                                               start=pose_offset + n_frames)
             if muxer is None:
                 spec = VideoSpec(width=w, height=h, fps=int(round(fps)), sample_rate=mux_rate)
                 muxer = Mp4Muxer(spec, fragmented=out_path is None, path=out_path)
@@ -229,26 +250,73 @@ class Pipeline:
                 mux_rate = muxer.spec.sample_rate
             start = 0
             t0 = time.perf_counter()
-            for batch in subject.render(codes, poses, blinks, batch=req.frames_per_chunk, fps=fps):
-                t1 = time.perf_counter()
-                times.render += t1 - t0
-                if cancelled is not None and cancelled():
-                    raise Cancelled("request cancelled")
-                end = start + len(batch)
-                a0, a1 = int(round(start * mux_rate / fps)), int(round(end * mux_rate / fps))
-                data = muxer.add(batch, samples[a0:a1])
-                n_frames += len(batch)
-                start = end
-                times.mux += time.perf_counter() - t1
-                emit(data)
-                if progress is not None:
-                    progress(len(batch), n_frames)
-                t0 = time.perf_counter()
+            batches = subject.render(codes, req.static_pose, seed=req.seed + sentences,
+                                     start=pose_offset + n_frames, batch=req.frames_per_chunk)
+            try:
+                for batch in batches:
+                    t1 = time.perf_counter()
+                    times.render += t1 - t0
+                    if cancelled is not None and cancelled():
+                        raise Cancelled("request cancelled")
+                    end = start + len(batch)
+                    a0, a1 = int(round(start * mux_rate / fps)), int(round(end * mux_rate / fps))
+                    data = muxer.add(batch, samples[a0:a1])
+                    n_frames += len(batch)
+                    start = end
+                    times.mux += time.perf_counter() - t1
+                    c = chunk(data)
+                    if c is not None:
+                        yield c
+                    if progress is not None:
+                        progress(len(batch), n_frames)
+                    t0 = time.perf_counter()
+            finally:
+                close = getattr(batches, "close", None)
+                if close is not None:  # stops a remote renderer when we stop early
+                    close()
         if muxer is None:
             raise InvalidInput("nothing to say")
         t1 = time.perf_counter()
         tail = muxer.finish()
         times.mux += time.perf_counter() - t1
-        emit(tail, last=True)
+        c = chunk(tail, last=True)
+        if c is not None:
+            yield c
         return SpeakResult(frames=n_frames, seconds=n_frames / fps, fps=fps, times=times, sentences=sentences,
                            extra={"subject": subject.id, "size": [h, w]})
+
+
+class SubjectSession(Protocol):
+    """What the pipeline needs of a subject: its rates and size, encoding and rendering."""
+
+    id: str
+    fps: float
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+
+    def encode(self, clip16k: AudioClip, lang: str) -> np.ndarray: ...
+
+    def render(self, codes: np.ndarray, static_pose: bool, seed: int, start: int, batch: int
+               ) -> Iterator[np.ndarray]: ...
+
+
+class _LocalSubject:
+    """A subject served by this process's own RendererService and EncoderService."""
+
+    def __init__(self, pipeline: Pipeline, renderer: Any) -> None:
+        self._pipeline, self._r = pipeline, renderer
+        self.id, self.fps = renderer.id, renderer.fps
+        self._head = pipeline._head(renderer)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._r.size
+
+    def encode(self, clip16k: AudioClip, lang: str) -> np.ndarray:
+        return self._pipeline.encoder.encode(clip16k, self._head, self.fps, lang=lang).codes
+
+    def render(self, codes: np.ndarray, static_pose: bool, seed: int, start: int, batch: int
+               ) -> Iterator[np.ndarray]:
+        poses, blinks = self._r.conditions(len(codes), static_pose, seed=seed, start=start)
+        return self._r.render(codes, poses, blinks, batch=batch, fps=self.fps)

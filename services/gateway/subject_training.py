@@ -121,7 +121,7 @@ def training_data(ds: SubjectDataset, features: Any, progress: bool = True) -> T
         images=images, head_background=head_bg, labels=labels, poses=renderer_poses(ds.poses),
         intrinsics=Intrinsics(ds.focal, ds.focal, ds.cx, ds.cy, h, w),
         blink=torch.from_numpy(ds.blink).float(), aud_ids=torch.from_numpy(ds.aud_ids).long(),
-        lips=torch.from_numpy(lip_boxes(ds.landmarks, w, h)), background=torch.from_numpy(ds.background),
+        lips=torch.from_numpy(lip_boxes(ds.landmarks, w, h)), background=torch.from_numpy(np.array(ds.background)),
         train_idx=torch.from_numpy(ds.train).long(), val_idx=torch.from_numpy(ds.val).long(), features=features,
         mouth=torch.from_numpy(mouth_shape(ds.landmarks)))
 

@@ -58,3 +58,12 @@ def redis_server(tmp_path):
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="module")
+def redis_module(tmp_path_factory):
+    """One redis-server for a whole module (e.g. one Ray Serve start per module)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.kill()

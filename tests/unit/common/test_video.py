@@ -58,3 +58,16 @@ def test_fit_audio_and_frame_count():
     assert len(fit_audio(np.ones(10, np.float32), 25, 25, 16_000)) == 16_000
     assert len(fit_audio(np.ones(20_000, np.float32), 25, 25, 16_000)) == 16_000
     assert frames_for_duration(1.0, 25) == 25 and frames_for_duration(1.01, 25) == 26
+
+
+def test_fragmented_single_frame_batches():
+    """One frame per batch carries fewer audio samples than the AAC priming dropped at the start."""
+    fps, sr, n = 25, 22_050, 12
+    audio = fit_audio(_audio(1.0, sr), n, fps, sr)
+    m = Mp4Muxer(VideoSpec(96, 64, fps, sr), fragmented=True)
+    per = sr // fps
+    chunks = [m.add(_frames(1), audio[i * per:(i + 1) * per]) for i in range(n)]
+    chunks.append(m.finish())
+    info = probe_mp4(b"".join(chunks))
+    assert info.n_frames == n
+    assert abs(info.audio_seconds - info.video_seconds) <= 1 / fps

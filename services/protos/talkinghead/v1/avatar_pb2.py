@@ -19,7 +19,7 @@ DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btalkinghead/v1
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'talkinghead.v1.avatar_pb2', _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'services.protos.talkinghead.v1.avatar_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _globals['_SPEAKREQUEST']._serialized_start=77

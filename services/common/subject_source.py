@@ -1,0 +1,77 @@
+"""Where serving replicas get subject bundles: Redis first, the local store as a fallback.
+
+- Redis configured and up: the bundle comes from Redis (sha256-verified); a subject Redis
+  does not know is looked up locally (the bundled demo, the user's store), else NotFound.
+- Redis configured but down: subjects found locally still load; others fail with
+  Unavailable (a dependency is down — not "unknown subject").
+- No Redis URL: the local store only (the laptop case).
+Replicas cache what they load (Ray Serve multiplexing, an LRU), so a Redis outage only
+affects subjects a replica has not loaded yet.
+"""
+
+from __future__ import annotations
+
+import os
+
+from services.common.bundle import SubjectBundle, check_subject_id
+from services.common.errors import NotFound, Unavailable
+from services.common.subject_store import LocalSubjectStore
+
+
+class SubjectSource:
+    def __init__(self, redis_url: str | None = None, local: LocalSubjectStore | None = None,
+                 timeout_s: float = 2.0) -> None:
+        self.redis_url = redis_url if redis_url is not None else os.environ.get("TALKING_HEAD_REDIS_URL", "")
+        self.local = local if local is not None else LocalSubjectStore()
+        self._redis = None
+        if self.redis_url:
+            from services.common.redis_store import RedisSubjectStore
+
+            self._redis = RedisSubjectStore(self.redis_url, timeout_s=timeout_s)
+
+    @property
+    def redis(self):
+        return self._redis
+
+    def _local_or(self, subject_id: str, exc: Exception) -> SubjectBundle:
+        if self.local.path(subject_id) is not None:
+            return self.local.load(subject_id)
+        raise exc
+
+    def load(self, subject_id: str) -> SubjectBundle:
+        check_subject_id(subject_id)
+        if self._redis is None:
+            return self.local.load(subject_id)
+        try:
+            return self._redis.pull(subject_id)
+        except NotFound as exc:
+            return self._local_or(subject_id, exc)
+        except Unavailable as exc:
+            return self._local_or(subject_id, exc)
+
+    def manifest(self, subject_id: str) -> dict:
+        check_subject_id(subject_id)
+        if self._redis is not None:
+            try:
+                return self._redis.manifest(subject_id)
+            except NotFound:
+                pass
+            except Unavailable as exc:
+                if self.local.path(subject_id) is None:
+                    raise exc
+        return self.local.manifest(subject_id)
+
+    def ids(self) -> list[str]:
+        """Every known subject id; Unavailable if Redis is configured and down."""
+        found = set(self.local.ids())
+        if self._redis is not None:
+            found |= set(self._redis.ids())
+        return sorted(found)
+
+    def healthy(self) -> bool:
+        if self._redis is None:
+            return True
+        try:
+            return self._redis.ping()
+        except Unavailable:
+            return False

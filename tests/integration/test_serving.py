@@ -1,0 +1,232 @@
+"""The Ray Serve app for real: Ray Serve (CPU) from the checked-in Serve config, a real
+redis-server, tiny random-initialised real subjects, gRPC through Ray's proxy and HTTP.
+
+Serve starts once for the module (~30 s on 2 cores); API keys are on for the module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+grpc = pytest.importorskip("grpc")
+
+from services.common.video import probe_mp4  # noqa: E402
+from services.protos.talkinghead.v1 import avatar_pb2, avatar_pb2_grpc, stages_pb2, stages_pb2_grpc  # noqa: E402
+
+pytestmark = pytest.mark.integration
+KEY = "test-key-1"
+AUTH = (("authorization", f"Bearer {KEY}"),)
+TEXT = "Hello there. Thanks for calling."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(redis_module, tmp_path_factory):
+    import ray
+    from ray import serve
+
+    from services.common.redis_store import RedisSubjectStore
+    from services.gateway import serving
+    from services.gateway.tiny_subject import random_subject
+
+    work = tmp_path_factory.mktemp("subjects")
+    store = RedisSubjectStore(redis_module.url)
+    bundles = {n: random_subject(n, work, seed=i) for i, n in enumerate(("tiny-a", "tiny-b"))}
+    for b in bundles.values():
+        store.push(b)
+    http_port, grpc_port = _free_port(), _free_port()
+    config = serving.adapt_config(
+        serving.read_config(), gpus=0, http_port=http_port, grpc_port=grpc_port, http_host="127.0.0.1",
+        app_args={"redis_url": redis_module.url, "api_keys": [KEY],
+                  "limits": {"max_text_chars": 400, "max_streams": 4, "frames_per_chunk": 4}})
+    os.environ["TALKING_HEAD_HOME"] = str(work / "home")  # no user subjects leak in
+    ray.init(num_cpus=4, include_dashboard=False, namespace="serve",
+             runtime_env={"env_vars": {"TALKING_HEAD_HOME": str(work / "home"), "OMP_NUM_THREADS": "1"}})
+    try:
+        serving.start(config, wait_s=240)
+        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        grpc.channel_ready_future(channel).result(timeout=30)
+        yield {"http": f"http://127.0.0.1:{http_port}", "channel": channel, "store": store, "redis": redis_module,
+               "bundles": bundles}
+        channel.close()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _speak(served, text=TEXT, subject="tiny-a", metadata=AUTH, **kw):
+    stub = avatar_pb2_grpc.AvatarStub(served["channel"])
+    return stub.Speak(avatar_pb2.SpeakRequest(text=text, subject=subject, **kw), metadata=metadata, timeout=120)
+
+
+def _renderer_stats():
+    from ray import serve
+
+    return serve.get_deployment_handle("Renderer", "talking-head").stats.remote().result()
+
+
+def test_speak_streams_chunks_that_form_a_synced_mp4(served):
+    chunks = list(_speak(served))
+    assert chunks[0].is_init_segment and chunks[-1].is_last and len(chunks) >= 3
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    info = probe_mp4(b"".join(c.data for c in chunks))
+    assert info.n_frames == chunks[-1].frames_so_far > 25
+    assert (info.width, info.height, info.video_codec, info.audio_codec) == (32, 32, "h264", "aac")
+    assert abs(info.audio_seconds - info.video_seconds) <= 1 / 25 + 1e-6
+    assert chunks[-1].mime_type.startswith("video/mp4")
+
+
+def test_http_post_returns_the_same_kind_of_video(served):
+    import requests
+
+    url, hdr = served["http"], {"Authorization": f"Bearer {KEY}"}
+    r = requests.post(f"{url}/v1/videos", json={"text": TEXT, "subject": "tiny-a"}, headers=hdr, timeout=120)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "video/mp4"
+    info = probe_mp4(r.content)
+    assert info.n_frames == int(r.headers["x-frames"]) > 25
+    assert abs(info.audio_seconds - info.video_seconds) <= 1 / 25 + 1e-6
+
+    # async job → status → content
+    r = requests.post(f"{url}/v1/videos", json={"text": "Good morning.", "subject": "tiny-a", "async": True},
+                      headers=hdr, timeout=30)
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    deadline = time.time() + 90
+    while (status := requests.get(f"{url}/v1/videos/{job}", headers=hdr, timeout=10).json())["status"] in ("queued", "running"):
+        assert time.time() < deadline
+        time.sleep(0.3)
+    assert status["status"] == "done", status
+    video = requests.get(f"{url}{status['content_url']}", headers=hdr, timeout=10)
+    assert probe_mp4(video.content).n_frames == status["frames"]
+
+    subjects = requests.get(f"{url}/v1/subjects", headers=hdr, timeout=10).json()["subjects"]
+    assert {"tiny-a", "tiny-b"} <= {s["id"] for s in subjects}
+    assert requests.get(f"{url}/healthz", timeout=10).json()["subject_store"] == "ok"
+
+
+def test_errors_map_to_grpc_codes_and_http_statuses(served):
+    import requests
+
+    with pytest.raises(grpc.RpcError) as e:
+        list(_speak(served, subject="nobody"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        list(_speak(served, text="   "))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as e:
+        list(_speak(served, metadata=()))
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as e:
+        list(_speak(served, metadata=(("authorization", "Bearer wrong"),)))
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as e:
+        list(_speak(served, text="word " * 100))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    url = served["http"]
+    assert requests.post(f"{url}/v1/videos", json={"text": TEXT}, timeout=10).status_code == 401
+    hdr = {"Authorization": f"Bearer {KEY}"}
+    assert requests.post(f"{url}/v1/videos", json={"text": ""}, headers=hdr, timeout=10).status_code == 400
+    r = requests.post(f"{url}/v1/videos", json={"text": "hi", "subject": "nobody"}, headers=hdr, timeout=30)
+    assert r.status_code == 404 and "nobody" in r.json()["error"]
+
+
+def test_subjects_health_and_stage_services(served):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    ch = served["channel"]
+    health = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="talkinghead.v1.Avatar"))
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    avatar = avatar_pb2_grpc.AvatarStub(ch)
+    info = avatar.GetSubject(avatar_pb2.GetSubjectRequest(id="tiny-b"), metadata=AUTH)
+    assert (info.id, info.width, info.fps) == ("tiny-b", 32, 25) and len(info.sha256) == 64
+    assert {"tiny-a", "tiny-b"} <= {s.id for s in avatar.ListSubjects(avatar_pb2.ListSubjectsRequest(), metadata=AUTH).subjects}
+
+    speech = stages_pb2_grpc.TtsStub(ch).Synthesize(stages_pb2.SynthesizeRequest(text="Hi.", lang="en"), metadata=AUTH)
+    assert speech.audio.sample_rate > 0 and len(speech.phonemes) > 1
+    codes = stages_pb2_grpc.EncoderStub(ch).Encode(
+        stages_pb2.EncodeRequest(audio=speech.audio, subject="tiny-a", lang="en"), metadata=AUTH).codes
+    assert codes.dim == 64 and codes.n_frames >= 1
+    batches = list(stages_pb2_grpc.RendererStub(ch).Render(
+        stages_pb2.RenderRequest(subject="tiny-a", codes=codes, frames_per_batch=4), metadata=AUTH))
+    assert sum(b.n_frames for b in batches) == codes.n_frames
+    assert len(batches[0].rgb_u8) == batches[0].n_frames * 32 * 32 * 3
+
+
+def test_cancelled_stream_stops_rendering(served):
+    text = " ".join(["This sentence keeps the renderer busy for quite a while."] * 6)
+    stream = _speak(served, text=text, frames_per_chunk=2)
+    before = _renderer_stats()["frames"]
+    got = 0
+    for chunk in stream:
+        got += 1
+        if got == 3:
+            break
+    stream.cancel()
+    time.sleep(1.5)
+    after_cancel = _renderer_stats()
+    time.sleep(1.5)
+    later = _renderer_stats()
+    rendered = later["frames"] - before
+    assert later["frames"] == after_cancel["frames"], "rendering went on after the stream was cancelled"
+    assert later["active_renders"] == 0
+    assert rendered < 150, f"{rendered} frames rendered for a cancelled ~18 s text (≈450 frames)"
+
+
+def test_redis_restart_loses_nothing(served):
+    redis = served["redis"]
+    list(_speak(served, text="Warm up.", subject="tiny-a"))  # tiny-a is loaded in the replicas
+    redis.kill()
+    try:
+        chunks = list(_speak(served, text="Still here.", subject="tiny-a"))
+        assert chunks[-1].is_last and chunks[-1].frames_so_far > 0
+        # tiny-b is in the store but no replica has loaded it yet (GetSubject reads only its manifest)
+        with pytest.raises(grpc.RpcError) as e:
+            list(_speak(served, text="Hi.", subject="tiny-b"))
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        redis.start()
+    store = served["store"]
+    for name, bundle in served["bundles"].items():
+        assert store.pull(name).digest == bundle.digest
+    assert store.version("tiny-a") == 1
+    chunks = list(_speak(served, text="Back again.", subject="tiny-b"))
+    assert probe_mp4(b"".join(c.data for c in chunks)).n_frames == chunks[-1].frames_so_far
+
+
+def test_metrics_pass_promtool(served, tmp_path):
+    import requests
+
+    if shutil.which("promtool") is None:
+        if os.geteuid() != 0:
+            pytest.skip("promtool is not installed (Debian package `prometheus`)")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "prometheus"], check=False, timeout=300,
+                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if shutil.which("promtool") is None:
+            pytest.skip("promtool could not be installed")
+    r = requests.get(f"{served['http']}/metrics", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for name in ("talking_head_time_to_first_chunk_seconds_bucket", "talking_head_stage_duration_seconds_bucket",
+                 "talking_head_frames_rendered_total", "talking_head_video_rendered_seconds_total",
+                 "talking_head_real_time_factor_bucket", 'talking_head_subject_cache_lookups_total{result="hit"}',
+                 "talking_head_subject_loads_total", "talking_head_streams_in_flight",
+                 "talking_head_requests_total"):
+        assert name in text, name
+    check = subprocess.run(["promtool", "check", "metrics"], input=r.content, capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
