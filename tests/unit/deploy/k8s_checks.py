@@ -3,6 +3,8 @@ KubeRay CRD schemas (from <repo>/../shared/schemas/, as CI lays it out) and stri
 
 from __future__ import annotations
 
+import os
+
 import copy
 import importlib.util
 import sys
@@ -69,8 +71,13 @@ def crd_validators() -> dict[str, Any]:
     import jsonschema
 
     if not SCHEMAS.is_dir():
-        pytest.fail(f"KubeRay CRD schemas not found at {SCHEMAS} (expected the shared folder "
-                    "beside the repository: ../shared/schemas/)", pytrace=False)
+        # CI always has the team's shared folder beside the clone: there a missing schema is
+        # a failure. A checkout elsewhere (a laptop) skips these checks and says why.
+        msg = (f"KubeRay CRD schemas not found at {SCHEMAS} (expected the shared folder beside the "
+               "repository: ../shared/schemas/)")
+        if os.environ.get("CI"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
     validators = {}
     for kind, fname in (("RayService", "ray.io_rayservices.yaml"), ("RayCluster", "ray.io_rayclusters.yaml")):
         path = SCHEMAS / fname
