@@ -44,7 +44,7 @@ PRESETS: dict[str, Preset] = {
         head=HeadFieldConfig(num_levels=12, desired_resolution=256, log2_hashmap_size=14),
         torso=TorsoFieldConfig(num_levels=12, desired_resolution=512, log2_hashmap_size=14),
         encoder=EncoderConfig(variant="dynamic", conv_width=8, conv_norm="group"),
-        train=TrainConfig(head_iters=4000, lips_iters=1500, torso_iters=800, rays=2048,
+        train=TrainConfig(head_iters=6000, lips_iters=2500, torso_iters=800, rays=2048, audio_pretrain_steps=3000,
                           occupancy_cells=1 << 16, eval_every=1000, checkpoint_every=250),
         occupancy_resolution=64,
     ),
