@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -166,3 +167,44 @@ class ContentModel:
         if self.reducer is not None:
             post = self.reducer(post)
         return ContentFrames(post.astype(np.float32), CONTENT_FPS, tuple(self.units), "posteriors")
+
+    def frames_long(self, clip: AudioClip, segments: Sequence[tuple[float, float, str | None]] = (),
+                    chunk_seconds: float = 10.0) -> ContentFrames:
+        """Content frames for a long recording (a training dataset's whole audio track).
+
+        Each (start, end, lang) segment — e.g. one TTS sentence — is run on its own, as
+        the pipeline runs one sentence at a time at inference; audio outside every segment
+        goes in `chunk_seconds` pieces with no language. Attention cost stays bounded.
+        """
+        n = len(clip.samples)
+        total = self.n_frames(n)
+        pieces: list[tuple[int, int, str | None]] = []
+        cursor = 0
+        bounds = sorted((max(0, int(round(a * clip.sample_rate))), min(n, int(round(b * clip.sample_rate))), lang)
+                        for a, b, lang in segments)
+        step = max(self.stride, int(chunk_seconds * clip.sample_rate))
+        for start, end, lang in [*bounds, (n, n, None)]:
+            while cursor < start:  # uncovered audio before this segment
+                pieces.append((cursor, min(start, cursor + step), None))
+                cursor = pieces[-1][1]
+            if end > max(start, cursor):
+                pieces.append((max(start, cursor), end, lang))
+                cursor = end
+        out: np.ndarray | None = None
+        meta: ContentFrames | None = None
+        written = np.zeros(total, dtype=bool)
+        for start, end, lang in pieces:
+            if end - start < self.stride:
+                continue
+            meta = self.frames(AudioClip(clip.samples[start:end], clip.sample_rate), lang)
+            if out is None:
+                out = np.zeros((total, meta.values.shape[1]), dtype=np.float32)
+            first = start // self.stride
+            take = min(len(meta.values), total - first)
+            out[first:first + take] = meta.values[:take]
+            written[first:first + take] = True
+        if out is None or meta is None:
+            return self.frames(clip)
+        for t in np.flatnonzero(~written):  # slivers shorter than a frame: repeat a neighbour
+            out[t] = out[t - 1] if t > 0 else out[np.argmax(written)]
+        return ContentFrames(out, CONTENT_FPS, meta.units, meta.kind)

@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
                    help="checkpoints, curve and summary (default $TALKING_HEAD_HOME/runs/NAME)")
     t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in the run directory")
     t.add_argument("--scale", type=float, default=1.0, help="multiply every stage's iterations (e.g. 0.5)")
+    t.add_argument("--encoder", default=None, metavar="dynamic|content|concat|cross|csfm",
+                   help="audio encoder fusion variant (default: the preset's); all but `dynamic` run the "
+                        "bundled content model over the dataset's audio first")
     t.set_defaults(func=_train)
 
     ls = group.add_parser("list", help="list stored subjects", description="List subjects in the local store "
@@ -152,7 +155,7 @@ def _train(args: argparse.Namespace) -> int:
     check_subject_id(args.name)
     run_dir = args.run_dir or home() / "runs" / args.name
     bundle = train_subject(_dataset_path(args.dataset), args.name, preset=args.preset, workdir=run_dir,
-                           resume=not args.fresh, iterations_scale=args.scale)
+                           resume=not args.fresh, iterations_scale=args.scale, encoder=args.encoder)
     path = LocalSubjectStore().save(bundle)
     tr = bundle.manifest["training"]
     print(f"{path}  (val PSNR {tr['val_psnr']} dB, {tr['train_seconds'] / 60:.1f} min; curve: "

@@ -15,8 +15,9 @@ import torch
 
 from services.common.bundle import SubjectBundle, make_bundle
 from services.common.errors import InvalidInput
-from services.encoder.features import extract_features
-from services.encoder.model import EncoderConfig, build_encoder
+from services.encoder.content import DEFAULT_CONTENT_MODEL, ContentModel
+from services.encoder.features import ContentFrames, extract_features
+from services.encoder.model import VARIANTS, EncoderConfig, build_encoder
 from services.renderer.head_field import HeadFieldConfig
 from services.renderer.rays import Intrinsics, nerf_matrix_to_ngp
 from services.renderer.renderer import TalkingHeadModel
@@ -102,6 +103,17 @@ def renderer_poses(poses: np.ndarray) -> torch.Tensor:
     return nerf_matrix_to_ngp(torch.from_numpy(np.asarray(poses, dtype=np.float32)), scale=POSE_SCALE)
 
 
+def dataset_content_frames(ds: SubjectDataset, model_dir: str | Path, progress: bool = True) -> ContentFrames:
+    """The content model over a dataset's audio: sentence by sentence with its language
+    when the dataset records its sentences (oracle datasets), else in 10 s chunks."""
+    model = ContentModel.load(model_dir)
+    sentences = ds.extras.get("oracle", {}).get("sentences", [])
+    segments = [(float(s["start"]), float(s["end"]), s.get("lang")) for s in sentences]
+    if progress:
+        print(f"content features: {model.name} over {ds.audio.duration:.0f} s of audio", flush=True)
+    return model.frames_long(ds.audio, segments)
+
+
 def training_data(ds: SubjectDataset, features: Any, progress: bool = True) -> TrainingData:
     """Load every frame of a dataset into tensors (uint8 images keep memory modest)."""
     from tqdm import tqdm
@@ -166,8 +178,13 @@ def build_bundle(name: str, model: TalkingHeadModel, encoder: torch.nn.Module, e
 
 def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: Path | None = None,
                   resume: bool = True, iterations_scale: float = 1.0, progress: bool = True,
-                  size: int | None = None) -> SubjectBundle:
-    """Train a subject from an ER-NeRF-layout dataset; returns the bundle (caller stores it)."""
+                  size: int | None = None, encoder: str | None = None,
+                  content_model: str | Path | None = None) -> SubjectBundle:
+    """Train a subject from an ER-NeRF-layout dataset; returns the bundle (caller stores it).
+
+    `encoder` overrides the preset's fusion variant (dynamic, content, concat, cross, csfm);
+    every variant but `dynamic` runs the content model over the dataset's audio first.
+    """
     if preset not in PRESETS:
         raise InvalidInput(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     recipe = PRESETS[preset]
@@ -181,8 +198,16 @@ def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: 
         cfg = replace(cfg, head_iters=int(cfg.head_iters * iterations_scale),
                       lips_iters=int(cfg.lips_iters * iterations_scale),
                       torso_iters=int(cfg.torso_iters * iterations_scale))
+    variant = encoder or recipe.encoder.variant
+    if variant not in VARIANTS:
+        raise InvalidInput(f"unknown encoder variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     torch.manual_seed(cfg.seed)
-    features = extract_features(ds.audio, fps=ds.fps)
+    content = None
+    if variant != "dynamic":
+        content = dataset_content_frames(ds, content_model or DEFAULT_CONTENT_MODEL, progress)
+    enc_cfg = replace(recipe.encoder, variant=variant,
+                      content_dim=content.values.shape[1] if content is not None else recipe.encoder.content_dim)
+    features = extract_features(ds.audio, fps=ds.fps, content=content)
     data = training_data(ds, features, progress)
     # One shared appearance code: per-frame codes would let the colour MLP paint each
     # frame's mouth from its index and the audio path would learn nothing (it collapsed
@@ -191,8 +216,8 @@ def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: 
     torso_cfg = replace(recipe.torso, num_latents=1)
     model = TalkingHeadModel(head=head_cfg, torso=torso_cfg, occupancy_resolution=recipe.occupancy_resolution,
                              render=RenderConfig())
-    encoder = build_encoder(recipe.encoder)
-    trainer = Trainer(model, encoder, data, cfg, workdir)
+    audio_encoder = build_encoder(enc_cfg)
+    trainer = Trainer(model, audio_encoder, data, cfg, workdir)
     if resume and trainer.resume() and progress:
         print(f"resumed from {workdir} at stage {trainer.stage}, step {trainer.stage_step}")
     bar = _ProgressBar(cfg) if progress else None
@@ -202,15 +227,16 @@ def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: 
         bar.close()
     model_sd, enc_sd = trainer.ema_state()
     model.load_state_dict(model_sd)
-    encoder.load_state_dict(enc_sd)
+    audio_encoder.load_state_dict(enc_sd)
     model.head.latents.data[:] = model.head.latents.data[:1]  # inference uses code 0 only
-    info = {"preset": preset, "dataset": str(ds.root), "frames": len(ds), "steps": summary.steps,
+    info = {"preset": preset, "encoder": enc_cfg.variant, "dataset": str(ds.root), "frames": len(ds),
+            "steps": summary.steps,
             "train_seconds": round(summary.seconds, 1), "val_psnr": round(summary.val_psnr, 2),
             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}
     if workdir is not None:
         plot_curves(summary, workdir / "training_curve.png")
         (workdir / "summary.json").write_text(json.dumps({**info, "history": summary.history}, indent=1))
-    return build_bundle(name, model, encoder, recipe.encoder, data, ds, info)
+    return build_bundle(name, model, audio_encoder, enc_cfg, data, ds, info)
 
 
 class _ProgressBar:

@@ -88,3 +88,35 @@ def test_rendered_frames_are_deterministic(tiny):
     a = np.concatenate(list(r.render(codes, poses, blinks)))
     b = np.concatenate(list(r.render(codes, poses, blinks)))
     assert a.shape == (3, 32, 32, 3) and np.array_equal(a, b)
+
+
+def test_csfm_subject_trains_on_content_features_and_speaks(tiny, tmp_path):
+    """The full encoder: content posteriors of the bundled model at training and at inference."""
+    from services.encoder.content import DEFAULT_CONTENT_MODEL, ContentModel
+    from services.gateway import subject_training as st
+    from services.gateway.pipeline import Pipeline, SpeakRequest
+
+    root, _, _ = tiny
+    recipe = st.PRESETS["tiny"]
+    st.PRESETS["tiny-csfm"] = replace(recipe, train=replace(recipe.train, head_iters=6, lips_iters=2, torso_iters=2,
+                                                            audio_pretrain_steps=4, eval_every=10_000))
+    try:
+        bundle = st.train_subject(root / "ds", "tiny-csfm", preset="tiny-csfm", progress=False, encoder="csfm")
+    finally:
+        del st.PRESETS["tiny-csfm"]
+    cfg = bundle.manifest["audio_encoder"]["config"]
+    assert cfg["variant"] == "csfm" and cfg["content_dim"] == ContentModel.load(DEFAULT_CONTENT_MODEL).dim
+    store = LocalSubjectStore(tmp_path / "subjects", bundled=None)
+    store.save(bundle)
+    res = Pipeline(subjects=store).stream(SpeakRequest(text="好的，谢谢。", subject="tiny-csfm", lang="zh"),
+                                          out_path=tmp_path / "zh.mp4")
+    assert probe_mp4(tmp_path / "zh.mp4").n_frames == res.frames > 10
+
+
+def test_unknown_encoder_variant_is_one_clear_error(tiny):
+    from services.common.errors import InvalidInput
+    from services.gateway.subject_training import train_subject
+
+    root, _, _ = tiny
+    with pytest.raises(InvalidInput, match="unknown encoder variant 'lstm'"):
+        train_subject(root / "ds", "x", preset="tiny", progress=False, encoder="lstm")

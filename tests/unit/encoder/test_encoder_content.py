@@ -71,3 +71,19 @@ def test_content_model_refuses_other_sample_rates(tiny_ctc_dir):
     model = ContentModel.load(tiny_ctc_dir)
     with pytest.raises(RateMismatch):
         model.frames(AudioClip(np.zeros(8000, np.float32), 8000))
+
+
+def test_long_audio_runs_each_sentence_on_its_own_with_its_language(tiny_ctc_dir):
+    model = ContentModel.load(tiny_ctc_dir)
+    clip = _clip(3.0)
+    # en 0–1.2 s, zh 1.2–2.0 s, then 1 s outside every segment (10 s chunks, no language)
+    long = model.frames_long(clip, [(1.2, 2.0, "zh"), (0.0, 1.2, "en")]).values
+    assert long.shape == (48000 // 320 + 1, len(PHONES))
+    np.testing.assert_allclose(long.sum(1), 1.0, atol=1e-5)
+    en = model.frames(AudioClip(clip.samples[:19200], 16000), "en").values
+    zh = model.frames(AudioClip(clip.samples[19200:32000], 16000), "zh").values
+    np.testing.assert_allclose(long[:60], en[:60], atol=1e-6)
+    np.testing.assert_allclose(long[60:100], zh[:40], atol=1e-6)
+    assert long[60:100][:, [1, 2, 3, 4]].max() == 0  # Mandarin sentence: no English phones
+    tail = model.frames(AudioClip(clip.samples[32000:], 16000)).values
+    np.testing.assert_allclose(long[100:], tail[:51], atol=1e-6)
