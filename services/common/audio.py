@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -98,6 +99,14 @@ def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     if len(out) < n:
         out = np.pad(out, (0, n - len(out)))
     return out[:n].astype(np.float32)
+
+
+def pad_to_frames(clip: AudioClip, fps: float, n_frames: int | None = None) -> tuple[AudioClip, int]:
+    """Zero-pad a clip to a whole number of video frames (the next frame boundary, or exactly
+    `n_frames` when given and longer), so each sentence starts on a frame boundary."""
+    n = n_frames if n_frames is not None else max(1, math.ceil(len(clip.samples) * fps / clip.sample_rate - 1e-9))
+    target = int(round(n * clip.sample_rate / fps))
+    return AudioClip(np.pad(clip.samples, (0, max(0, target - len(clip.samples)))), clip.sample_rate), n
 
 
 def to_analysis_rate(clip: AudioClip) -> AudioClip:

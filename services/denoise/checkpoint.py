@@ -1,8 +1,8 @@
 """Weights and resumable training state as safetensors + JSON (never pickle).
 
 A model is ``<stem>.safetensors`` (tensors) + ``<stem>.json`` ({"config", "meta"}).
-A training checkpoint adds ``optimizer.safetensors`` (AdamW moments keyed by parameter
-name) and ``state.json`` (step, hyper-parameters, loss history).
+A training checkpoint adds ``optimizer.safetensors/.json`` (services.common.checkpoint) and
+``state.json`` (step, hyper-parameters, loss history).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from services.common.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
 from services.common.errors import IntegrityError, NotFound
 from services.denoise.zipenhancer import ZipEnhancer, ZipEnhancerConfig
 
@@ -43,19 +44,10 @@ def load_model(stem: Path) -> ZipEnhancer:
 
 def save_training_state(run_dir: Path, model: ZipEnhancer, opt: torch.optim.Optimizer,
                         state: dict) -> None:
+    """Model (loadable on its own) + optimiser moments (`optimizer.safetensors/.json`) + state.json."""
     save_model(run_dir / "model", model, {"step": state["step"]})
-    names = {id(p): n for n, p in model.named_parameters()}
-    moments = {}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            st = opt.state.get(p)
-            if st:
-                moments[f"{names[id(p)]}::exp_avg"] = st["exp_avg"].contiguous()
-                moments[f"{names[id(p)]}::exp_avg_sq"] = st["exp_avg_sq"].contiguous()
-                state["adam_step"] = float(st["step"])
-    tmp = run_dir / "optimizer.safetensors.tmp"
-    save_file(moments, str(tmp))
-    tmp.replace(run_dir / "optimizer.safetensors")
+    tensors, meta = optimizer_to_flat(opt, "opt")
+    save_checkpoint(run_dir / "optimizer", tensors, meta)
     (run_dir / "state.json.tmp").write_text(json.dumps(state))
     (run_dir / "state.json.tmp").replace(run_dir / "state.json")
 
@@ -63,10 +55,8 @@ def save_training_state(run_dir: Path, model: ZipEnhancer, opt: torch.optim.Opti
 def load_training_state(run_dir: Path, model: ZipEnhancer, opt: torch.optim.Optimizer) -> dict:
     state = json.loads((run_dir / "state.json").read_text())
     model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
-    moments = load_file(str(run_dir / "optimizer.safetensors"))
-    for name, p in model.named_parameters():
-        if f"{name}::exp_avg" in moments:
-            opt.state[p] = {"step": torch.tensor(state.get("adam_step", state["step"])),
-                            "exp_avg": moments[f"{name}::exp_avg"],
-                            "exp_avg_sq": moments[f"{name}::exp_avg_sq"]}
+    saved = load_checkpoint(run_dir / "optimizer")
+    if saved is None:
+        raise NotFound(f"no optimizer checkpoint in {run_dir}")
+    optimizer_from_flat(opt, *saved, prefix="opt")
     return state

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from services.common.errors import InvalidInput
-from services.common.types import AudioClip
+from services.common.audio import pad_to_frames
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
@@ -88,10 +88,8 @@ def evaluate_oracle(pipeline: Any, subject_id: str, texts: list[str], progress: 
         speech = pipeline.tts.synthesize(text, lang)
         truth = oracle.ground_truth(speech, fps)
         n = len(truth.images)
-        clip = speech.audio
-        pad = int(math.ceil(n * clip.sample_rate / fps)) - len(clip.samples)
-        samples = np.pad(clip.samples, (0, max(0, pad)))
-        codes = pipeline.encoder.encode(AudioClip(samples, clip.sample_rate), head, fps, lang=lang).codes[:n]
+        clip, _ = pad_to_frames(speech.audio, fps, n)
+        codes = pipeline.encoder.encode(clip, head, fps, lang=lang).codes[:n]
         poses = renderer_poses(truth.c2w).numpy()
         frames = np.concatenate(list(subject.render(codes, poses, truth.blink, batch=8, fps=fps)))
         s = score_frames(frames, truth.images, truth.landmarks)

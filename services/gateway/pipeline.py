@@ -8,7 +8,6 @@ in-process; the Ray app composes the same service classes across replicas.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from services.common.audio import resample, to_analysis_rate
+from services.common.audio import pad_to_frames, resample, to_analysis_rate
 from services.common.errors import Cancelled, InvalidInput
 from services.common.types import AudioClip, Speech
 from services.common.video import Mp4Muxer, VideoSpec
@@ -229,10 +228,10 @@ class Pipeline:
                 raise Cancelled("request cancelled")
             # Pad the sentence to whole frames so every sentence starts on a frame boundary.
             mux_rate = clip.sample_rate if clip.sample_rate in _AAC_FRIENDLY else 16_000
-            samples = resample(clip.samples, clip.sample_rate, mux_rate)
-            frames_here = max(1, math.ceil(len(samples) * fps / mux_rate - 1e-9))
-            samples = np.pad(samples, (0, int(round(frames_here * mux_rate / fps)) - len(samples)))
-            analysis = to_analysis_rate(AudioClip(samples, mux_rate))
+            padded, frames_here = pad_to_frames(AudioClip(resample(clip.samples, clip.sample_rate, mux_rate),
+                                                          mux_rate), fps)
+            samples = padded.samples
+            analysis = to_analysis_rate(padded)
             if denoise:
                 t0 = time.perf_counter()
                 analysis = self.enhance(analysis)

@@ -109,3 +109,15 @@ def test_check_audio_rejects_nan_and_overlong():
 def test_to_analysis_rate():
     clip = to_analysis_rate(AudioClip(_tone(300.0, 1.0, 22_050), 22_050))
     assert clip.sample_rate == 16_000 and len(clip.samples) == 16_000
+
+
+def test_pad_to_frames_reaches_the_next_frame_boundary():
+    from services.common.audio import pad_to_frames
+
+    clip = AudioClip(np.ones(22050 + 10, np.float32), 22050)
+    padded, n = pad_to_frames(clip, 25.0)
+    assert n == 26 and len(padded.samples) == 26 * 882 and padded.samples[-1] == 0
+    exact, n = pad_to_frames(AudioClip(np.ones(882 * 3, np.float32), 22050), 25.0)
+    assert n == 3 and len(exact.samples) == 882 * 3
+    longer, n = pad_to_frames(clip, 25.0, n_frames=30)
+    assert n == 30 and len(longer.samples) == 30 * 882
