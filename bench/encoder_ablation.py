@@ -43,11 +43,12 @@ def train(args: argparse.Namespace) -> int:
     name = f"abl-{args.variant}"
     t0 = time.perf_counter()
     bundle = train_subject(args.dataset, name, preset=args.preset, workdir=out / "runs" / name,
-                           iterations_scale=args.scale, encoder=args.variant)
+                           iterations_scale=args.scale, encoder=args.variant, content_space=args.content_space)
     LocalSubjectStore().save(bundle)
     train_s = time.perf_counter() - t0
     result = evaluate_oracle(Pipeline(), name, held_out_texts(args.texts_per_lang))
-    result.update(variant=args.variant, preset=args.preset, scale=args.scale, wall_train_seconds=round(train_s, 1),
+    result.update(variant=args.variant, preset=args.preset, scale=args.scale, content_space=args.content_space,
+                  wall_train_seconds=round(train_s, 1),
                   training=bundle.manifest["training"])
     (out / f"{args.variant}.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("variant", "psnr", "lmd", "mouth_corr", "by_lang")}))
@@ -78,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--dataset", default=str(Path.home() / ".cache/talking-head/datasets/demo"))
     t.add_argument("--preset", default="cpu")
     t.add_argument("--scale", type=float, default=0.5, help="iterations scale of the preset's stages")
-    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--content-space", choices=("units", "phones"), default="phones",
+                   help="content posteriors over the model's units, or pinyin projected onto shared phones")
+    t.add_argument("--threads", type=int, default=2)
     t.add_argument("--texts-per-lang", type=int, default=8)
     t.add_argument("--out", default="out/ablation")
     t.set_defaults(func=train)

@@ -24,6 +24,7 @@ import torch
 from services.common.errors import InvalidInput, NotFound, RateMismatch
 from services.common.types import ANALYSIS_SAMPLE_RATE, CONTENT_FPS, AudioClip
 from services.encoder.features import ContentFrames
+from services.encoder.phone_space import SPACES, PhoneSpace
 from services.encoder.pinyin import PinyinReducer, is_character_vocab
 from services.encoder.units import language_units
 
@@ -89,6 +90,7 @@ class ContentModel:
         self.is_ctc = vocab is not None
         self.reducer = PinyinReducer(vocab, blank_id=getattr(config, "pad_token_id", 0) or 0) \
             if self.is_ctc and is_character_vocab(vocab) else None
+        self._phone_space: PhoneSpace | None = None
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_CONTENT_MODEL, hidden_layer: int = -1) -> ContentModel:
@@ -149,8 +151,23 @@ class ContentModel:
             return out.logits[0]
         return out.hidden_states[self.hidden_layer][0]
 
-    def frames(self, clip: AudioClip, lang: str | None = None) -> ContentFrames:
-        """[T, C] at 50 Hz: posteriors (pinyin-reduced / language-restricted) or hidden states."""
+    def phone_space(self) -> PhoneSpace:
+        """The shared phone space of this model's units (CTC models only)."""
+        if not self.is_ctc:
+            raise InvalidInput(f"content model {self.name!r} gives hidden states: no phone space")
+        if self._phone_space is None:
+            self._phone_space = PhoneSpace(self.units)
+        return self._phone_space
+
+    def dim_for(self, space: str = "units") -> int:
+        """Columns of `frames(..., space=space)`."""
+        return self.phone_space().dim if space == "phones" else self.dim
+
+    def frames(self, clip: AudioClip, lang: str | None = None, space: str = "units") -> ContentFrames:
+        """[T, C] at 50 Hz: posteriors (pinyin-reduced / language-restricted) or hidden states;
+        with space="phones", posteriors over the shared phone columns (services.encoder.phone_space)."""
+        if space not in SPACES:
+            raise InvalidInput(f"unknown content space {space!r}; choose one of {', '.join(SPACES)}")
         raw = self.logits(clip)
         t = self.n_frames(len(clip.samples))
         raw = raw[:t]
@@ -166,10 +183,13 @@ class ContentModel:
         post = torch.softmax(raw.float(), dim=-1).numpy()
         if self.reducer is not None:
             post = self.reducer(post)
+        if space == "phones":
+            ps = self.phone_space()
+            return ContentFrames(ps(post), CONTENT_FPS, tuple(ps.columns), "posteriors")
         return ContentFrames(post.astype(np.float32), CONTENT_FPS, tuple(self.units), "posteriors")
 
     def frames_long(self, clip: AudioClip, segments: Sequence[tuple[float, float, str | None]] = (),
-                    chunk_seconds: float = 10.0) -> ContentFrames:
+                    chunk_seconds: float = 10.0, space: str = "units") -> ContentFrames:
         """Content frames for a long recording (a training dataset's whole audio track).
 
         Each (start, end, lang) segment — e.g. one TTS sentence — is run on its own, as
@@ -196,7 +216,7 @@ class ContentModel:
         for start, end, lang in pieces:
             if end - start < self.stride:
                 continue
-            meta = self.frames(AudioClip(clip.samples[start:end], clip.sample_rate), lang)
+            meta = self.frames(AudioClip(clip.samples[start:end], clip.sample_rate), lang, space)
             if out is None:
                 out = np.zeros((total, meta.values.shape[1]), dtype=np.float32)
             first = start // self.stride
@@ -204,7 +224,7 @@ class ContentModel:
             out[first:first + take] = meta.values[:take]
             written[first:first + take] = True
         if out is None or meta is None:
-            return self.frames(clip)
+            return self.frames(clip, space=space)
         for t in np.flatnonzero(~written):  # slivers shorter than a frame: repeat a neighbour
             out[t] = out[t - 1] if t > 0 else out[np.argmax(written)]
         return ContentFrames(out, CONTENT_FPS, meta.units, meta.kind)

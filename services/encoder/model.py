@@ -40,6 +40,9 @@ class EncoderConfig:
     conv_norm: str = "batch"
     #: Columns of the content frames (posterior units or hidden size); 0 for the dynamic variant.
     content_dim: int = 0
+    #: "units" (the content model's own units) or "phones" (pinyin units projected onto the
+    #: phones that spell them, shared with English: services.encoder.phone_space).
+    content_space: str = "units"
     #: Common width of the two paths inside fusion.
     fusion_dim: int = 128
     heads: int = 4
@@ -54,6 +57,8 @@ class EncoderConfig:
             raise InvalidInput(f"unknown encoder variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.variant != "dynamic" and self.content_dim <= 0:
             raise InvalidInput(f"variant {self.variant!r} needs content_dim > 0")
+        if self.content_space not in ("units", "phones"):
+            raise InvalidInput(f"unknown content space {self.content_space!r}; choose units or phones")
 
     @property
     def uses_mel(self) -> bool:

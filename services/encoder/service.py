@@ -79,12 +79,12 @@ class EncoderService:
         return self.content_model.dim
 
     def features(self, clip: AudioClip, fps: float = VIDEO_FPS, lang: str | None = None,
-                 content: bool = True) -> AudioFeatures:
+                 content: bool = True, space: str = "units") -> AudioFeatures:
         """Per-frame windows of a clip at any sample rate (resampled to 16 kHz here)."""
         if lang is not None and lang not in LANGS:
             raise InvalidInput(f"unknown language {lang!r}; use one of {', '.join(LANGS)}")
         clip16 = to_analysis_rate(clip)
-        frames = self.content_model.frames(clip16, lang) if content else None
+        frames = self.content_model.frames(clip16, lang, space) if content else None
         return extract_features(clip16, fps, content=frames)
 
     @torch.no_grad()
@@ -92,10 +92,11 @@ class EncoderService:
                lang: str | None = None) -> EncodedAudio:
         """One clip → codes [round(fps·duration), 64]."""
         head.eval()
-        if head.config.uses_content and head.config.content_dim != self.content_dim:
+        space = head.config.content_space
+        if head.config.uses_content and head.config.content_dim != self.content_model.dim_for(space):
             raise InvalidInput(f"the subject's encoder expects {head.config.content_dim}-d content features, "
-                               f"the loaded content model gives {self.content_dim}")
-        feats = self.features(clip, fps, lang, content=head.config.uses_content)
+                               f"the loaded content model gives {self.content_model.dim_for(space)} ({space})")
+        feats = self.features(clip, fps, lang, content=head.config.uses_content, space=space)
         codes = head(feats).float().numpy()
         return EncodedAudio(codes, fps, feats.n_frames, clip.duration)
 

@@ -103,7 +103,8 @@ def renderer_poses(poses: np.ndarray) -> torch.Tensor:
     return nerf_matrix_to_ngp(torch.from_numpy(np.asarray(poses, dtype=np.float32)), scale=POSE_SCALE)
 
 
-def dataset_content_frames(ds: SubjectDataset, model_dir: str | Path, progress: bool = True) -> ContentFrames:
+def dataset_content_frames(ds: SubjectDataset, model_dir: str | Path, space: str = "units",
+                           progress: bool = True) -> ContentFrames:
     """The content model over a dataset's audio: sentence by sentence with its language
     when the dataset records its sentences (oracle datasets), else in 10 s chunks."""
     model = ContentModel.load(model_dir)
@@ -111,7 +112,7 @@ def dataset_content_frames(ds: SubjectDataset, model_dir: str | Path, progress: 
     segments = [(float(s["start"]), float(s["end"]), s.get("lang")) for s in sentences]
     if progress:
         print(f"content features: {model.name} over {ds.audio.duration:.0f} s of audio", flush=True)
-    return model.frames_long(ds.audio, segments)
+    return model.frames_long(ds.audio, segments, space=space)
 
 
 def training_data(ds: SubjectDataset, features: Any, progress: bool = True) -> TrainingData:
@@ -179,11 +180,12 @@ def build_bundle(name: str, model: TalkingHeadModel, encoder: torch.nn.Module, e
 def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: Path | None = None,
                   resume: bool = True, iterations_scale: float = 1.0, progress: bool = True,
                   size: int | None = None, encoder: str | None = None,
-                  content_model: str | Path | None = None) -> SubjectBundle:
+                  content_model: str | Path | None = None, content_space: str | None = None) -> SubjectBundle:
     """Train a subject from an ER-NeRF-layout dataset; returns the bundle (caller stores it).
 
     `encoder` overrides the preset's fusion variant (dynamic, content, concat, cross, csfm);
-    every variant but `dynamic` runs the content model over the dataset's audio first.
+    every variant but `dynamic` runs the content model over the dataset's audio first, in
+    `content_space` (default: the preset's; "units" or the shared "phones").
     """
     if preset not in PRESETS:
         raise InvalidInput(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
@@ -203,9 +205,10 @@ def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: 
         raise InvalidInput(f"unknown encoder variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     torch.manual_seed(cfg.seed)
     content = None
+    space = content_space or recipe.encoder.content_space
     if variant != "dynamic":
-        content = dataset_content_frames(ds, content_model or DEFAULT_CONTENT_MODEL, progress)
-    enc_cfg = replace(recipe.encoder, variant=variant,
+        content = dataset_content_frames(ds, content_model or DEFAULT_CONTENT_MODEL, space, progress)
+    enc_cfg = replace(recipe.encoder, variant=variant, content_space=space,
                       content_dim=content.values.shape[1] if content is not None else recipe.encoder.content_dim)
     features = extract_features(ds.audio, fps=ds.fps, content=content)
     data = training_data(ds, features, progress)

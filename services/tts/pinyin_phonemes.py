@@ -63,6 +63,18 @@ class PinyinSyllable:
     phonemes: tuple[str, ...]
 
 
+def unit_phonemes(initial: str | None = None, final: str | None = None) -> list[list[str]]:
+    """How the voice spells one pinyin initial or final: the alternatives (a final "i" is
+    [i] or, after z c s zh ch sh r, the apical vowel), each without stress/length marks."""
+    marks = {"ˈ", "ː"}
+    if initial is not None:
+        return [[p for p in _INITIALS[initial] if p not in marks]] if initial in _INITIALS else []
+    if final is None or final not in _FINALS:
+        return []
+    spellings = [_FINALS[final]] + ([_APICAL_FINAL] if final == "i" else [])
+    return [[p for p in sp if p not in marks] for sp in spellings]
+
+
 def syllable_phonemes(pinyin_tone3: str) -> PinyinSyllable | None:
     """Spell one TONE3 pinyin syllable with voice phonemes; None if it is not pinyin."""
     tone = int(pinyin_tone3[-1]) if pinyin_tone3[-1:].isdigit() else 5

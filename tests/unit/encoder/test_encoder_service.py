@@ -57,3 +57,15 @@ def test_content_width_mismatch_and_unknown_language(service):
         service.encode(_clip(0.5, 16000), wrong)
     with pytest.raises(InvalidInput):
         service.encode(_clip(0.5, 16000), _head(service), lang="fr")
+
+
+def test_a_head_trained_in_phone_space_gets_phone_space_features(service):
+    torch.manual_seed(0)
+    dim = service.content_model.dim_for("phones")
+    head = build_encoder(EncoderConfig(variant="content", content_dim=dim, content_space="phones")).eval()
+    assert dim != service.content_dim
+    out = service.encode(_clip(0.8, 16000), head, lang="zh")
+    assert out.codes.shape == (20, 64)
+    units_head = build_encoder(EncoderConfig(variant="content", content_dim=dim)).eval()
+    with pytest.raises(InvalidInput, match="content features"):
+        service.encode(_clip(0.8, 16000), units_head)
