@@ -33,8 +33,11 @@ class Preset:
 
     head: HeadFieldConfig
     torso: TorsoFieldConfig
+    #: Encoder sizes and content space; the variant and content_dim are set at train time.
     encoder: EncoderConfig
     train: TrainConfig
+    #: Fusion variant (services.encoder.model.VARIANTS); all but "dynamic" use the content model.
+    variant: str = "csfm"
     occupancy_resolution: int = 128
     threads: int | None = None
 
@@ -44,7 +47,7 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         head=HeadFieldConfig(num_levels=12, desired_resolution=256, log2_hashmap_size=14),
         torso=TorsoFieldConfig(num_levels=12, desired_resolution=512, log2_hashmap_size=14),
-        encoder=EncoderConfig(variant="dynamic", conv_width=8, conv_norm="group"),
+        encoder=EncoderConfig(conv_width=8, conv_norm="group", content_space="phones"),
         train=TrainConfig(head_iters=6000, lips_iters=2500, torso_iters=800, rays=2048, audio_pretrain_steps=3000,
                           occupancy_cells=1 << 16, eval_every=1000, checkpoint_every=250),
         occupancy_resolution=64,
@@ -53,7 +56,7 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset(
         head=HeadFieldConfig(num_levels=14, desired_resolution=512),
         torso=TorsoFieldConfig(),
-        encoder=EncoderConfig(variant="dynamic", conv_width=32, conv_norm="group"),
+        encoder=EncoderConfig(conv_width=32, conv_norm="group", content_space="phones"),
         train=TrainConfig(head_iters=100_000, lips_iters=25_000, torso_iters=50_000, rays=65_536,
                           eval_every=5000, checkpoint_every=2000),
         occupancy_resolution=128,
@@ -64,11 +67,12 @@ PRESETS: dict[str, Preset] = {
                              hidden_dim=32, geo_feat_dim=16, color_hidden=32, att_hidden=16),
         torso=TorsoFieldConfig(num_levels=4, base_resolution=8, desired_resolution=64, log2_hashmap_size=10,
                                hidden_dim=16, deform_hidden=16),
-        encoder=EncoderConfig(variant="dynamic", conv_width=8, conv_norm="group"),
+        encoder=EncoderConfig(conv_width=8, conv_norm="group"),
         train=TrainConfig(head_iters=60, lips_iters=20, torso_iters=20, rays=256, patch=16, eval_every=40,
                           eval_frames=1, checkpoint_every=50, occupancy_every=8, audio_pretrain_steps=20,
                           audio_pretrain_frames=8),
         occupancy_resolution=32,
+        variant="dynamic",  # no content model: seconds, for tests
     ),
 }
 
@@ -200,7 +204,7 @@ def train_subject(dataset: str | Path, name: str, preset: str = "cpu", workdir: 
         cfg = replace(cfg, head_iters=int(cfg.head_iters * iterations_scale),
                       lips_iters=int(cfg.lips_iters * iterations_scale),
                       torso_iters=int(cfg.torso_iters * iterations_scale))
-    variant = encoder or recipe.encoder.variant
+    variant = encoder or recipe.variant
     if variant not in VARIANTS:
         raise InvalidInput(f"unknown encoder variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     torch.manual_seed(cfg.seed)
