@@ -64,6 +64,19 @@ def cpus_needed(config: dict[str, Any]) -> float:
     return total
 
 
+#: Serve marks a proxy unhealthy after 3 ready/health checks of 5–10 s; on a busy 2-core
+#: laptop (or CI runner) a starting proxy can miss them and is killed in a loop.
+PATIENT_HEALTH_CHECKS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
+                         "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30"}
+
+
+def patient_health_checks() -> None:
+    """Lengthen Serve's proxy checks for a Ray started from this process (call before
+    ray.init: the controller inherits the environment); explicit settings win."""
+    for key, value in PATIENT_HEALTH_CHECKS.items():
+        os.environ.setdefault(key, value)
+
+
 def start(config: dict[str, Any], wait_s: float = 300.0) -> None:
     """Connect to (or start) Ray, start Serve's proxies and deploy the config; wait until RUNNING."""
     import ray
@@ -75,6 +88,7 @@ def start(config: dict[str, Any], wait_s: float = 300.0) -> None:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(namespace="serve")
         else:  # a laptop: enough logical CPUs for the minimum replicas (the OS shares the cores)
+            patient_health_checks()
             ray.init(namespace="serve", include_dashboard=False,
                      num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_needed(config) + 1)))
     client = serve_api.serve_start(http_options=schema.http_options.model_dump(),

@@ -54,6 +54,7 @@ def served(redis_module, tmp_path_factory):
         app_args={"redis_url": redis_module.url, "api_keys": [KEY],
                   "limits": {"max_text_chars": 400, "max_streams": 4, "frames_per_chunk": 4}})
     os.environ["TALKING_HEAD_HOME"] = str(work / "home")  # no user subjects leak in
+    serving.patient_health_checks()
     ray.init(num_cpus=4, include_dashboard=False, namespace="serve",
              runtime_env={"env_vars": {"TALKING_HEAD_HOME": str(work / "home"), "OMP_NUM_THREADS": "1"}})
     try:
