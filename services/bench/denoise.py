@@ -76,6 +76,13 @@ def _mean(rows: list[dict]) -> dict:
     return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
 
 
+def _breakdown(rows: list[dict], items: list[dict]) -> dict:
+    """Means per input SNR and per noise kind (where a model wins or loses)."""
+    return {"by_snr": {str(s): _mean([r for r, m in zip(rows, items) if m["snr"] == s]) for s in SNRS},
+            "by_kind": {k: _mean([r for r, m in zip(rows, items) if m["kind"] == k])
+                        for k in BENCH_KINDS if any(m["kind"] == k for m in items)}}
+
+
 def run(json_path: str | None = None, quick: bool = False) -> dict:
     torch.set_num_threads(1)  # more threads spin-wait badly when the cores are shared
     result = header("denoise")
@@ -87,9 +94,7 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
     svc = DenoiseService()
     models: dict[str, dict] = {}
     noisy_rows = [all_metrics(m["clean"], m["noisy"], SR) for m in items]
-    models["noisy"] = {"metrics": _mean(noisy_rows),
-                       "by_snr": {str(s): _mean([r for r, m in zip(noisy_rows, items) if m["snr"] == s])
-                                  for s in SNRS}}
+    models["noisy"] = {"metrics": _mean(noisy_rows), **_breakdown(noisy_rows, items)}
     for name in MODELS:
         try:
             if name.startswith("zipenhancer"):
@@ -105,7 +110,7 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
         rows = [all_metrics(m["clean"], y, SR) for m, y in zip(items, outs)]
         models[name] = {
             "metrics": _mean(rows),
-            "by_snr": {str(s): _mean([r for r, m in zip(rows, items) if m["snr"] == s]) for s in SNRS},
+            **_breakdown(rows, items),
             "real_time_factor": round(took / audio_s, 4),
             "cpu_real_time_factor": round(cpu / audio_s, 4),
             "peak_rss_mb_after": round(peak_rss_mb(), 1),
