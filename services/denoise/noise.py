@@ -1,9 +1,11 @@
 """Generated noises and rooms for denoiser training and evaluation (pure numpy/scipy).
 
 Training kinds: white, pink, brown, babble (overlapped speech), hum (mains fundamental with
-harmonics), clicks (impulsive bursts). Held-out kinds, never seen in training, are used
-by the benchmark: machine (modulated unrelated tones + band noise) and bandnoise
-(randomly band-passed noise). Rooms: synthetic exponentially decaying impulse responses.
+harmonics), clicks (impulsive bursts), shaped (noise under a random smooth spectral envelope
+that drifts in level: fans, HVAC, traffic, road rumble) and tones (beeps, whistles and
+alarms: a few sinusoids, gated and gliding). Held-out kinds, never produced in training, are
+used by the benchmark: machine (modulated unrelated tones + band noise) and bandnoise
+(Butterworth band-passed noise). Rooms: synthetic exponentially decaying impulse responses.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
 
-KINDS: tuple[str, ...] = ("white", "pink", "brown", "babble", "hum", "clicks")
+KINDS: tuple[str, ...] = ("white", "pink", "brown", "babble", "hum", "clicks", "shaped", "tones")
 HELDOUT_KINDS: tuple[str, ...] = ("machine", "bandnoise")
 
 
@@ -75,6 +77,41 @@ def _clicks(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
     return out / rms(out)
 
 
+def _shaped(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """White noise under a random log-spectral envelope (a tilt plus 1–4 bumps or notches on
+    a log-frequency axis, ±18 dB) with a slow level drift: broadband noise of any colour."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.fft.rfftfreq(n, 1 / sr), 20.0)
+    octave = np.log2(f / 1000.0)
+    log_gain = rng.uniform(-6, 6) * octave  # dB per octave around 1 kHz
+    for _ in range(int(rng.integers(1, 5))):
+        centre, width = rng.uniform(np.log2(80 / 1000), np.log2(7000 / 1000)), rng.uniform(0.2, 2.0)
+        log_gain += rng.uniform(-18, 18) * np.exp(-0.5 * ((octave - centre) / width) ** 2)
+    out = np.fft.irfft(spec * 10 ** (log_gain / 20), n)
+    t = np.arange(n) / sr
+    out *= 1 + rng.uniform(0, 0.6) * np.sin(2 * np.pi * rng.uniform(0.05, 2.0) * t + rng.uniform(0, 2 * np.pi))
+    return out / rms(out)
+
+
+def _tones(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """1–4 sinusoids (200–4000 Hz) with their own on/off gating and optional glide or
+    vibrato, over a faint noise floor: beeps, ringing, whistles, sirens."""
+    t = np.arange(n) / sr
+    out = np.zeros(n)
+    for _ in range(int(rng.integers(1, 5))):
+        f0 = rng.uniform(200, 4000)
+        glide = rng.choice([0.0, rng.uniform(-0.3, 0.3)])  # octaves per second
+        vibrato = rng.choice([0.0, rng.uniform(0.005, 0.05)]) * np.sin(2 * np.pi * rng.uniform(2, 8) * t)
+        freq = np.clip(f0 * 2 ** (glide * t) * (1 + vibrato), 50, sr / 2 - 100)
+        phase = 2 * np.pi * np.cumsum(freq) / sr
+        period = rng.uniform(0.1, 1.5)
+        gate = ((t + rng.uniform(0, period)) % period) < period * rng.uniform(0.2, 1.0)
+        gate = np.convolve(gate.astype(float), np.hanning(int(0.004 * sr) + 1), "same")  # no clicks
+        out += rng.uniform(0.3, 1.0) * gate * np.sin(phase + rng.uniform(0, 2 * np.pi))
+    out += 0.01 * rng.standard_normal(n) * (rms(out) + 1e-3)
+    return out / rms(out)
+
+
 def _machine(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
     t = np.arange(n) / sr
     out = np.zeros(n)
@@ -113,6 +150,10 @@ def generate(kind: str, n: int, rng: np.random.Generator, sr: int,
         return _hum(n, rng, sr)
     if kind == "clicks":
         return _clicks(n, rng, sr)
+    if kind == "shaped":
+        return _shaped(n, rng, sr)
+    if kind == "tones":
+        return _tones(n, rng, sr)
     if kind == "machine":
         return _machine(n, rng, sr)
     if kind == "bandnoise":

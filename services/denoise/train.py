@@ -21,6 +21,7 @@ import torch
 
 from services.denoise.checkpoint import load_training_state, save_model, save_training_state
 from services.denoise.data import DEFAULT_CACHE, MixtureConfig, SpeechCache, make_mixture
+from services.denoise.noise import KINDS
 from services.denoise.losses import enhancement_loss
 from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters
 
@@ -88,6 +89,11 @@ def train(args: argparse.Namespace) -> None:
         print(f"resumed {run} at step {step}", flush=True)
     print(f"{args.size}: {count_parameters(model)} parameters", flush=True)
     val = _validation_set(cache)
+    val_id = f"{','.join(KINDS)}:{float(val[0].double().square().sum()):.6g}"
+    if history.get("val_set") != val_id:  # the noise recipe changed: old best losses are not comparable
+        if history.get("val_set") is not None or step:
+            print("validation set changed: best validation loss reset", flush=True)
+        history["val_set"], history["best_val"] = val_id, math.inf
     mix_cfg = MixtureConfig(seconds=args.seconds)
     rng = np.random.default_rng([args.seed, step])  # a fresh stream per resume point
     deadline = time.time() + args.minutes * 60

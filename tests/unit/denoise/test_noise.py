@@ -58,3 +58,23 @@ def test_mixtures_have_the_configured_length_and_stay_in_range():
         noisy, clean = make_mixture(cache, rng, MixtureConfig(seconds=0.5))
         assert noisy.shape == clean.shape == (8000,)
         assert np.abs(noisy).max() <= 1.0 and np.isfinite(noisy).all()
+
+
+def test_tones_are_peaky_and_shaped_noise_is_broadband_of_varied_colour():
+    def power(x):
+        return np.abs(np.fft.rfft(x)) ** 2 + 1e-12
+
+    def flatness(x):  # geometric / arithmetic mean of the power spectrum: 1 white, → 0 tonal
+        p = power(x)
+        return float(np.exp(np.mean(np.log(p))) / p.mean())
+
+    f = np.fft.rfftfreq(32000, 1 / 16000)
+    ratios = []
+    for seed in range(6):
+        assert flatness(noise.generate("tones", 32000, np.random.default_rng(seed), 16000)) < 0.01
+        x = noise.generate("shaped", 32000, np.random.default_rng(seed), 16000)
+        p = power(x)
+        bands = [p[(f >= lo) & (f < lo + 500)].sum() for lo in range(100, 7600, 500)]
+        assert min(bands) / sum(bands) > 1e-6  # every 500 Hz band carries some noise: broadband
+        ratios.append(p[(f > 100) & (f < 500)].mean() / p[(f > 2000) & (f < 6000)].mean())
+    assert max(ratios) / min(ratios) > 10  # colours differ from draw to draw
