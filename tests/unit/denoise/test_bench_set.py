@@ -30,3 +30,15 @@ def test_breakdown_groups_by_snr_and_kind():
     out = _breakdown(rows, items)
     assert out["by_snr"] == {"0.0": {"si_sdr": 3.0}, "5.0": {"si_sdr": 3.0}}
     assert out["by_kind"] == {"pink": {"si_sdr": 2.0}, "hum": {"si_sdr": 5.0}}
+
+
+def test_heldout_speech_is_the_same_in_every_process():
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from services.bench.denoise import heldout_speech; "
+            "print(hashlib.sha256(heldout_speech(1, 0)[0].tobytes()).hexdigest())")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-500:]
+    assert runs[0].stdout.split()[-1] == runs[1].stdout.split()[-1]
