@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
 
+from services.bench.common import best_of
 from services.common.types import AudioClip
 from services.denoise.service import DEFAULT_MODEL, DenoiseService
 
@@ -31,11 +31,7 @@ def main() -> None:
         for seconds in (10, 60):
             clip = AudioClip((0.1 * rng.standard_normal(seconds * 16000)).astype(np.float32), 16000)
             svc.enhance(clip, args.model)  # warm-up (loads the weights)
-            best = float("inf")
-            for _ in range(3):
-                t0 = time.perf_counter()
-                svc.enhance(clip, args.model)
-                best = min(best, time.perf_counter() - t0)
+            best = best_of(lambda: svc.enhance(clip, args.model), 3)
             out[f"rtf_{seconds}s_{threads}_threads"] = round(best / seconds, 3)
     print(json.dumps({"model": args.model, **out}))
 

@@ -21,8 +21,8 @@ import torch
 
 from services.denoise.checkpoint import load_training_state, save_model, save_training_state
 from services.denoise.data import DEFAULT_CACHE, MixtureConfig, SpeechCache, make_mixture
-from services.denoise.noise import KINDS
 from services.denoise.losses import enhancement_loss
+from services.denoise.noise import KINDS
 from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters
 
 SIZES = {"paper": PAPER, "small": SMALL}

@@ -74,6 +74,20 @@ class EncoderService:
                 self._content = ContentModel.load(self._content_path)
             return self._content
 
+    def load_content_in_background(self) -> None:
+        """Start loading the content model on a daemon thread; no-op once it is loaded.
+        A load error is left for the first `content_model` use to raise where it is reported."""
+        if self._content is not None or self._content_path is None:
+            return
+
+        def load() -> None:
+            try:
+                self.content_model
+            except Exception:  # noqa: BLE001 - re-raised by the caller's own load
+                pass
+
+        threading.Thread(target=load, daemon=True, name="content-model-load").start()
+
     @property
     def content_dim(self) -> int:
         return self.content_model.dim

@@ -300,13 +300,6 @@ class SubjectSession(Protocol):
                ) -> Iterator[np.ndarray]: ...
 
 
-def _warm_content_model(encoder: Any) -> None:
-    try:
-        encoder.content_model
-    except Exception:  # noqa: BLE001 - the first encode raises the same error where it can be reported
-        pass
-
-
 class _LocalSubject:
     """A subject served by this process's own RendererService and EncoderService."""
 
@@ -315,8 +308,7 @@ class _LocalSubject:
         self.id, self.fps = renderer.id, renderer.fps
         self._head = pipeline._head(renderer)
         if self._head.config.uses_content:  # load the content model while TTS speaks (seconds on a laptop)
-            threading.Thread(target=_warm_content_model, args=(pipeline.encoder,), daemon=True,
-                             name="content-model-load").start()
+            pipeline.encoder.load_content_in_background()
 
     @property
     def size(self) -> tuple[int, int]:
