@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.denoise.checkpoint import load_training_state, save_model, save_training_state
+from services.denoise.checkpoint import load_model, load_training_state, save_model, save_training_state
 from services.denoise.data import DEFAULT_CACHE, MixtureConfig, SpeechCache, make_mixture
-from services.denoise.losses import enhancement_loss
+from services.denoise.losses import LossWeights, enhancement_loss
 from services.denoise.noise import KINDS
 from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters
 
@@ -42,9 +42,10 @@ def _validation_set(cache: SpeechCache, n: int = 8) -> tuple[torch.Tensor, torch
 
 
 @torch.no_grad()
-def _validate(model: ZipEnhancer, val: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+def _validate(model: ZipEnhancer, val: tuple[torch.Tensor, torch.Tensor],
+              weights: LossWeights) -> dict[str, float]:
     model.eval()
-    loss, parts = enhancement_loss(model, *val)
+    loss, parts = enhancement_loss(model, *val, weights)
     model.train()
     return {"loss": float(loss), "si_sdr": -parts["si_sdr"]}
 
@@ -79,6 +80,7 @@ def train(args: argparse.Namespace) -> None:
     run.mkdir(parents=True, exist_ok=True)
     cache = SpeechCache.load(Path(args.cache) / "train")
     model = ZipEnhancer(SIZES[args.size]).train()
+    weights = LossWeights(si_sdr=args.si_sdr_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
     history = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_si_sdr": [],
                "seconds": 0.0, "best_val": math.inf}
@@ -87,8 +89,14 @@ def train(args: argparse.Namespace) -> None:
         state = load_training_state(run, model, opt)
         step, history = state["step"], state["history"]
         print(f"resumed {run} at step {step}", flush=True)
+    elif args.init:  # fine-tune: trained weights, fresh optimiser and schedule
+        init = load_model(Path(args.init))
+        if init.cfg != model.cfg:
+            raise SystemExit(f"--init {args.init}: its config differs from --size {args.size}")
+        model.load_state_dict(init.state_dict())
+        print(f"started from {args.init} ({init.cfg})", flush=True)
     print(f"{args.size}: {count_parameters(model)} parameters", flush=True)
-    val = _validation_set(cache)
+    val = _validation_set(cache, args.val_mixtures)
     val_id = f"{','.join(KINDS)}:{float(val[0].double().square().sum()):.6g}"
     if history.get("val_set") != val_id:  # the noise recipe changed: old best losses are not comparable
         if history.get("val_set") is not None or step:
@@ -104,7 +112,7 @@ def train(args: argparse.Namespace) -> None:
         for g in opt.param_groups:
             g["lr"] = lr
         noisy, clean = _batch(cache, rng, args.batch, mix_cfg)
-        loss, parts = enhancement_loss(model, noisy, clean, level_jitter=args.level_jitter)
+        loss, parts = enhancement_loss(model, noisy, clean, weights, level_jitter=args.level_jitter)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -118,7 +126,7 @@ def train(args: argparse.Namespace) -> None:
             now = time.time()
             history["seconds"] += now - t_last
             t_last = now
-            v = _validate(model, val)
+            v = _validate(model, val, weights)
             history["val_step"].append(step)
             history["val_loss"].append(v["loss"])
             history["val_si_sdr"].append(v["si_sdr"])
@@ -150,8 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--halflife", type=float, default=4000, help="steps for the lr to halve")
     p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--val-mixtures", type=int, default=8, help="size of the fixed validation set (2 s each)")
     p.add_argument("--level-jitter", type=float, default=1.5,
                    help="input level varies by 2^±this around unit RMS (robustness for chunks/streams)")
+    p.add_argument("--si-sdr-weight", type=float, default=LossWeights.si_sdr,
+                   help="weight of the negative SI-SDR term (dB) beside the MP-SENet losses")
+    p.add_argument("--init", default=None,
+                   help="new runs start from these weights (a model stem, e.g. "
+                        "services/denoise/weights/zipenhancer-small) instead of random")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
