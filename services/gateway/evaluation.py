@@ -3,6 +3,7 @@ compare with the oracle's exact ground truth (same speech, same camera, same bli
 
 Metrics (means over frames, then over texts):
   psnr        dB over whole frames
+  bg_psnr     dB over the pixels where the truth shows only background (floaters show here)
   ssim        structural similarity (scikit-image, RGB)
   lmd         mouth landmark distance in pixels: |inner-lip gap(rendered) − inner-lip gap(truth)|,
               both measured on the images with the same mouth measure (no landmark detector ships)
@@ -34,6 +35,7 @@ class TextScore:
     lang: str
     frames: int
     psnr: float
+    bg_psnr: float
     ssim: float
     lmd: float
     mouth_corr: float
@@ -49,19 +51,26 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def score_frames(rendered: np.ndarray, truth: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
-    """Compare uint8 frame stacks [T, H, W, 3] given the true landmarks [T, 68, 2]."""
+def _psnr(mse: float) -> float:
+    return mse if math.isnan(mse) else -10 * math.log10(max(mse, 1e-12))
+
+
+def score_frames(rendered: np.ndarray, truth: np.ndarray, landmarks: np.ndarray,
+                 background: np.ndarray) -> dict[str, float]:
+    """Compare uint8 frame stacks [T, H, W, 3] given the true landmarks [T, 68, 2] and the
+    true background mask [T, H, W]."""
     from skimage.metrics import structural_similarity
 
     from services.subjects.measure import mouth_gap_px
 
     diff = rendered.astype(np.float64) / 255 - truth.astype(np.float64) / 255
     mse = float(np.mean(diff**2))
+    bg_mse = float(np.mean(diff[background] ** 2)) if background.any() else float("nan")
     ssim = float(np.mean([structural_similarity(r, t, channel_axis=2, data_range=255)
                           for r, t in zip(rendered, truth)]))
     gap_r = np.array([mouth_gap_px(r, lm) for r, lm in zip(rendered, landmarks)])
     gap_t = np.array([mouth_gap_px(t, lm) for t, lm in zip(truth, landmarks)])
-    return {"psnr": -10 * math.log10(max(mse, 1e-12)), "ssim": ssim,
+    return {"psnr": _psnr(mse), "bg_psnr": _psnr(bg_mse), "ssim": ssim,
             "lmd": float(np.mean(np.abs(gap_r - gap_t))), "mouth_corr": _pearson(gap_r, gap_t)}
 
 
@@ -92,9 +101,9 @@ def evaluate_oracle(pipeline: Any, subject_id: str, texts: list[str], progress: 
         codes = pipeline.encoder.encode(clip, head, fps, lang=lang).codes[:n]
         poses = renderer_poses(truth.c2w).numpy()
         frames = np.concatenate(list(subject.render(codes, poses, truth.blink, batch=8, fps=fps)))
-        s = score_frames(frames, truth.images, truth.landmarks)
+        s = score_frames(frames, truth.images, truth.landmarks, truth.background)
         scores.append(TextScore(text, lang, n, **s))
-    keys = ("psnr", "ssim", "lmd", "mouth_corr")
+    keys = ("psnr", "bg_psnr", "ssim", "lmd", "mouth_corr")
     by_lang = {lang: _means([s for s in scores if s.lang == lang], keys) for lang in sorted({s.lang for s in scores})}
     return {"subject": subject_id, "texts": len(scores), **_means(scores, keys), "by_lang": by_lang,
             "per_text": [s.as_dict() for s in scores]}

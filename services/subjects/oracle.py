@@ -64,6 +64,7 @@ class GroundTruth:
     mouth_round: np.ndarray  #: float32 [T]
     inner_lip_gap: np.ndarray  #: float32 [T] pixels
     mouth_interior: np.ndarray  #: int32 [T] interior pixel count
+    background: np.ndarray  #: bool [T,S,S] pixels where only the background shows
     fps: float
 
 
@@ -138,6 +139,7 @@ class OracleSubject:
             mouth_round=np.array([x.mouth_round for x in m], np.float32),
             inner_lip_gap=np.array([x.inner_lip_gap for x in m], np.float32),
             mouth_interior=np.array([f.mouth_interior.sum() for f in frames], np.int32),
+            background=np.stack([f.labels == 0 for f in frames]),
             fps=float(fps),
         )
 
