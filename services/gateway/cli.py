@@ -131,6 +131,9 @@ def _eval(args: argparse.Namespace) -> int:
         texts = args.texts.read_text(encoding="utf-8").splitlines()
     else:
         texts = random_sentences(6, "en", seed=11, split="heldout") + random_sentences(2, "zh", seed=11, split="heldout")
+    import onnxruntime
+
+    onnxruntime.set_seed(11)  # Piper draws its prosody noise in onnxruntime: same speech every run
     result = evaluate_oracle(Pipeline(), args.subject, texts)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

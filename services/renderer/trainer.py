@@ -6,7 +6,8 @@ Stages, in order:
           attention outside the face. Occupancy grid updated every `occupancy_every` steps
           with a random training audio/eye condition (maximum over conditions, decayed).
   lips  — alternates a patch around the lips and a random patch of the face: MSE +
-          structural (1 − SSIM) loss (LPIPS needs weights we do not ship).
+          structural (1 − SSIM) loss (LPIPS needs weights we do not ship), plus a few
+          rays anywhere in the frame (MSE only) that keep the background empty.
   torso — head and encoder frozen; the pseudo-3D torso learns the rest of the frame.
 
 The trainer knows tensors and modules only: datasets are turned into `TrainingData` by
@@ -69,6 +70,7 @@ class TrainConfig:
     face_fraction: float = 0.6  # share of rays drawn inside head/neck pixels
     lips_fraction: float = 0.2  # share of rays drawn inside the lip box (audio-driven region)
     patch: int = 32  # lips / random patch side (pixels)
+    lips_anchor_rays: int = 256  # lips stage: extra rays anywhere in the frame (see _step_head)
     lr_grid: float = 1e-2
     lr_net: float = 1e-3
     lr_audio: float = 5e-4
@@ -261,6 +263,10 @@ class Trainer:
         patch_side = 0
         if lips_stage:
             flat, patch_side = self._patch(i, lips=self.stage_step % 2 == 0)
+            # patches alone never see most of the frame; hash cells they share with empty
+            # space would drift into floaters, so a few rays anywhere hold the rest in place
+            h, w = self.data.size
+            flat = torch.cat([flat, self._randint(h * w, c.lips_anchor_rays)])
         else:
             flat = self._sample_rays(i, (HEAD, NECK), self.cfg.lips_fraction)
         out = self._render_head(i, flat, cond)
@@ -276,8 +282,9 @@ class Trainer:
             target = self.data.mouth[i:i + 1].float()
             loss = loss + c.lambda_mouth * F.mse_loss(self._probe(cond.audio), target)
         if patch_side:
-            a = pred.t().reshape(1, 3, patch_side, patch_side)
-            b = gt.t().reshape(1, 3, patch_side, patch_side)
+            n = patch_side * patch_side
+            a = pred[:n].t().reshape(1, 3, patch_side, patch_side)
+            b = gt[:n].t().reshape(1, 3, patch_side, patch_side)
             loss = loss + c.lambda_ssim * (1 - ssim(a, b))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
