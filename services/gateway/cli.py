@@ -30,9 +30,10 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     ev = sub.add_parser(
         "eval", help="quality of a subject against the oracle's ground truth",
         description="Render each line of --texts with the subject (trained on the synthetic oracle) using the "
-                    "oracle's own camera and blinks, and compare with the oracle's exact frames: psnr, ssim, "
-                    "lmd (mouth opening distance, px) and mouth_corr, per text and averaged. Lines with hanzi "
-                    "are spoken in Mandarin.")
+                    "oracle's own camera and blinks, and compare with the oracle's exact frames: psnr, bg_psnr "
+                    "(background pixels only: floaters), ssim, lmd (mouth opening distance, px) and mouth_corr, "
+                    "per text and averaged. Lines with hanzi are spoken in Mandarin. The speech is seeded: "
+                    "every run scores the same audio.")
     ev.add_argument("--subject", default="demo", help="subject id (default demo)")
     ev.add_argument("--texts", type=Path, default=None,
                     help="file with one sentence per line (default: 8 held-out sentences, 6 en + 2 zh)")
