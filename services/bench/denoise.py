@@ -33,17 +33,17 @@ SNRS = (0.0, 5.0)
 SEED = 20_250_105
 
 
-def heldout_speech(n_en: int, n_zh: int) -> list[np.ndarray]:
+def heldout_speech(n_en: int, n_zh: int, seed: int = SEED) -> list[np.ndarray]:
     """The same audio in every run: Piper's prosody noise is drawn inside onnxruntime, whose
     random ops take the global seed when a session is created (a fresh one here)."""
     import onnxruntime
 
     from services.tts.service import TtsService
 
-    onnxruntime.set_seed(SEED)
+    onnxruntime.set_seed(seed)
     tts = TtsService()
-    texts = [(t, "en") for t in random_sentences(n_en, "en", seed=SEED, split="heldout")]
-    texts += [(t, "zh") for t in random_sentences(n_zh, "zh", seed=SEED, split="heldout")]
+    texts = [(t, "en") for t in random_sentences(n_en, "en", seed=seed, split="heldout")]
+    texts += [(t, "zh") for t in random_sentences(n_zh, "zh", seed=seed, split="heldout")]
     out = []
     for text, lang in texts:
         s = tts.synthesize(text, lang)
@@ -52,13 +52,13 @@ def heldout_speech(n_en: int, n_zh: int) -> list[np.ndarray]:
     return out
 
 
-def mixtures(speech: list[np.ndarray]) -> list[dict]:
+def mixtures(speech: list[np.ndarray], seed: int = SEED) -> list[dict]:
     """(noisy, clean, kind, snr) for every utterance × every noise kind × every SNR.
 
     Fully crossed, so that the per-kind and per-SNR means compare like with like (a set
     where each kind meets one utterance at one SNR confounds the three). The babble for an
     utterance is made of the other utterances."""
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(seed)
     items = []
     for i, clean in enumerate(speech):
         others = speech[:i] + speech[i + 1:]
