@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 
-from services.bench.denoise import SR, _breakdown, _mean, heldout_speech, mixtures
+from services.bench.denoise import SR, heldout_speech, mixtures, score
 from services.common.types import AudioClip
 from services.denoise.service import DEFAULT_MODEL, WEIGHTS_DIR, DenoiseService
-from services.eval.speech import all_metrics
 
 DEV_SEED = 777
 
@@ -31,15 +30,15 @@ def main() -> None:
     p.add_argument("--en", type=int, default=2, help="English dev sentences")
     p.add_argument("--zh", type=int, default=1, help="Mandarin dev sentences")
     args = p.parse_args()
+    if args.en + args.zh < 2:
+        p.error("need at least 2 sentences: each one's babble noise is made of the others")
     torch.set_num_threads(1)
     items = mixtures(heldout_speech(args.en, args.zh, seed=DEV_SEED), seed=DEV_SEED)
     svc = DenoiseService(weights_dir=args.weights)
-    rows = [all_metrics(m["clean"], svc.enhance(AudioClip(m["noisy"], SR), args.model).samples, SR)
-            for m in items]
-    parts = _breakdown(rows, items)
-    out = {k: v for k, v in _mean(rows).items() if k in ("si_sdr", "pesq_wb", "stoi")}
+    result = score(items, [svc.enhance(AudioClip(m["noisy"], SR), args.model).samples for m in items])
+    out = {k: v for k, v in result["metrics"].items() if k in ("si_sdr", "pesq_wb", "stoi")}
     out["mixtures"] = len(items)
-    out.update({group: {k: v["si_sdr"] for k, v in parts[group].items()} for group in parts})
+    out.update({group: {k: v["si_sdr"] for k, v in result[group].items()} for group in ("by_snr", "by_kind")})
     print(json.dumps(out))
 
 

@@ -3,8 +3,9 @@
 Fixed, seeded held-out mixtures, fully crossed (every sentence × every noise kind × 0 and
 5 dB SNR): held-out sentences (never in training) spoken by the TTS, mixed with noise —
 kinds never used in training (machine, bandnoise), babble made of other held-out
-sentences, and training kinds drawn from seeds far from any training stream. Reports every metric per model (and for the noisy input),
-per input SNR, the real-time factor and peak RSS.
+sentences, and training kinds drawn from seeds far from any training stream. Reports every
+metric per model (and for the noisy input), per input SNR and noise kind, the real-time
+factor and peak RSS.
 
 Real-time factors are measured with one torch thread, as wall time and as this process's
 CPU time: on a shared machine the wall figure includes waiting for a core, the CPU figure
@@ -91,6 +92,13 @@ def _breakdown(rows: list[dict], items: list[dict]) -> dict:
                         for k in BENCH_KINDS if any(m["kind"] == k for m in items)}}
 
 
+def score(items: list[dict], outputs: list[np.ndarray]) -> dict:
+    """Every metric of `outputs` against the items' clean speech: means overall
+    ("metrics"), per input SNR and per noise kind."""
+    rows = [all_metrics(m["clean"], y, SR) for m, y in zip(items, outputs)]
+    return {"metrics": _mean(rows), **_breakdown(rows, items)}
+
+
 def run(json_path: str | None = None, quick: bool = False) -> dict:
     torch.set_num_threads(1)  # more threads spin-wait badly when the cores are shared
     result = header("denoise")
@@ -101,8 +109,7 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
                      "kinds": sorted({m["kind"] for m in items}), "seed": SEED}
     svc = DenoiseService()
     models: dict[str, dict] = {}
-    noisy_rows = [all_metrics(m["clean"], m["noisy"], SR) for m in items]
-    models["noisy"] = {"metrics": _mean(noisy_rows), **_breakdown(noisy_rows, items)}
+    models["noisy"] = score(items, [m["noisy"] for m in items])
     for name in MODELS:
         try:
             if name.startswith("zipenhancer"):
@@ -115,10 +122,8 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         outs = [svc.enhance(AudioClip(m["noisy"], SR), name).samples for m in items]
         took, cpu = time.perf_counter() - t0, time.process_time() - c0
-        rows = [all_metrics(m["clean"], y, SR) for m, y in zip(items, outs)]
         models[name] = {
-            "metrics": _mean(rows),
-            **_breakdown(rows, items),
+            **score(items, outs),
             "real_time_factor": round(took / audio_s, 4),
             "cpu_real_time_factor": round(cpu / audio_s, 4),
             "peak_rss_mb_after": round(peak_rss_mb(), 1),
