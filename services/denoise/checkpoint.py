@@ -20,7 +20,7 @@ from services.denoise.zipenhancer import ZipEnhancer, ZipEnhancerConfig
 
 def save_model(stem: Path, model: ZipEnhancer, meta: dict | None = None) -> None:
     stem.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     tmp = stem.with_suffix(".safetensors.tmp")
     save_file(tensors, str(tmp))
     tmp.replace(stem.with_suffix(".safetensors"))

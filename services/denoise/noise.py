@@ -2,8 +2,10 @@
 
 Training kinds: white, pink, brown, babble (overlapped speech), hum (mains fundamental with
 harmonics), clicks (impulsive bursts), shaped (noise under a random smooth spectral envelope
-that drifts in level: fans, HVAC, traffic, road rumble) and tones (beeps, whistles and
-alarms: a few sinusoids, gated and gliding). Held-out kinds, never produced in training, are
+that drifts in level: fans, HVAC, traffic, road rumble), tones (beeps, whistles and
+alarms: a few sinusoids, gated and gliding), fluctuating (coloured noise whose level
+pulses or wanders: engines, rotors, passing cars, wind gusts) and music (notes of harmonic
+tones in 1–3 voices with percussive bursts). Held-out kinds, never produced in training, are
 used by the benchmark: machine (modulated unrelated tones + band noise) and bandnoise
 (Butterworth band-passed noise). Rooms: synthetic exponentially decaying impulse responses.
 """
@@ -15,7 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
 
-KINDS: tuple[str, ...] = ("white", "pink", "brown", "babble", "hum", "clicks", "shaped", "tones")
+KINDS: tuple[str, ...] = ("white", "pink", "brown", "babble", "hum", "clicks", "shaped", "tones",
+                          "fluctuating", "music")
 HELDOUT_KINDS: tuple[str, ...] = ("machine", "bandnoise")
 
 
@@ -112,6 +115,53 @@ def _tones(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
     return out / rms(out)
 
 
+def _fluctuating(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """Coloured noise (1/f^0…2) under a level envelope that either pulses (0.5–25 Hz,
+    depth 0.3–1) or wanders (smoothed random walk, up to ±12 dB): non-stationary noise,
+    which a denoiser cannot learn from one quiet stretch."""
+    out = _colored(n, rng, rng.uniform(0.0, 2.0))
+    t = np.arange(n) / sr
+    if rng.random() < 0.5:
+        shape = np.sin(2 * np.pi * rng.uniform(0.5, 25.0) * t + rng.uniform(0, 2 * np.pi))
+        envelope = 1 + rng.uniform(0.3, 1.0) * np.sign(shape) * np.abs(shape) ** rng.uniform(0.3, 2.0)
+    else:
+        steps = rng.standard_normal(n // 160 + 2).cumsum()
+        db = np.interp(np.arange(n) / 160, np.arange(len(steps)), steps)
+        db = (db - db.mean()) / (np.ptp(db) + 1e-9) * rng.uniform(6, 24)
+        envelope = 10 ** (db / 20)
+    out = out * np.maximum(envelope, 0.0)
+    return out / rms(out)
+
+
+def _music(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """1–3 voices of notes (80–1000 Hz harmonic tones, 3–12 partials, plucked or held),
+    0.1–0.8 s each, over optional percussive noise bursts."""
+    out = np.zeros(n)
+    for _ in range(int(rng.integers(1, 4))):
+        pos = -int(rng.uniform(0, 0.5) * sr)
+        partials = int(rng.integers(3, 13))
+        rolloff = rng.uniform(0.5, 2.0)
+        while pos < n:
+            length = int(rng.uniform(0.1, 0.8) * sr)
+            f0 = 80 * 2 ** rng.uniform(0, np.log2(1000 / 80))
+            t = np.arange(length) / sr
+            note = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k ** rolloff
+                       for k in range(1, partials + 1) if k * f0 < sr / 2 - 200)
+            decay = rng.choice([rng.uniform(3, 15), 0.0])  # plucked or held
+            env = np.exp(-decay * t) * np.minimum(1.0, t / 0.005) * np.minimum(1.0, (length - np.arange(length)) / (0.01 * sr))
+            lo, hi = max(pos, 0), min(n, pos + length)
+            if hi > lo:
+                out[lo:hi] += rng.uniform(0.4, 1.0) * (note * env)[lo - pos:hi - pos]
+            pos += length
+    if rng.random() < 0.5:  # drums: decaying noise bursts on a beat
+        beat = int(rng.uniform(0.25, 0.7) * sr)
+        for start in range(int(rng.integers(0, beat)), n, beat):
+            length = min(n - start, int(rng.uniform(0.03, 0.15) * sr))
+            burst = _colored(length, rng, rng.uniform(0, 2)) * np.exp(-np.arange(length) / (length / 5))
+            out[start:start + length] += rng.uniform(0.2, 0.8) * rms(out[max(0, start - beat):start + 1]) * burst
+    return out / rms(out)
+
+
 def _machine(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
     t = np.arange(n) / sr
     out = np.zeros(n)
@@ -154,6 +204,10 @@ def generate(kind: str, n: int, rng: np.random.Generator, sr: int,
         return _shaped(n, rng, sr)
     if kind == "tones":
         return _tones(n, rng, sr)
+    if kind == "fluctuating":
+        return _fluctuating(n, rng, sr)
+    if kind == "music":
+        return _music(n, rng, sr)
     if kind == "machine":
         return _machine(n, rng, sr)
     if kind == "bandnoise":

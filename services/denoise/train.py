@@ -30,15 +30,24 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 EXPORT_NAMES = {"paper": "zipenhancer", "small": "zipenhancer-small"}
 
 
-def _batch(cache: SpeechCache, rng: np.random.Generator, n: int, cfg: MixtureConfig):
+def _batch(cache: SpeechCache, rng: np.random.Generator, n: int, cfg: MixtureConfig,
+           device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor]:
     pairs = [make_mixture(cache, rng, cfg) for _ in range(n)]
-    noisy = torch.from_numpy(np.stack([p[0] for p in pairs]))
-    clean = torch.from_numpy(np.stack([p[1] for p in pairs]))
+    noisy = torch.from_numpy(np.stack([p[0] for p in pairs])).to(device)
+    clean = torch.from_numpy(np.stack([p[1] for p in pairs])).to(device)
     return noisy, clean
 
 
 def _validation_set(cache: SpeechCache, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return _batch(cache, np.random.default_rng(12345), n, MixtureConfig(seconds=2.0))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible to torch")
+    return torch.device(name)
 
 
 @torch.no_grad()
@@ -79,7 +88,8 @@ def train(args: argparse.Namespace) -> None:
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
     cache = SpeechCache.load(Path(args.cache) / "train")
-    model = ZipEnhancer(SIZES[args.size]).train()
+    device = _device(args.device)
+    model = ZipEnhancer(SIZES[args.size]).to(device).train()
     weights = LossWeights(si_sdr=args.si_sdr_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
     history = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_si_sdr": [],
@@ -95,9 +105,10 @@ def train(args: argparse.Namespace) -> None:
             raise SystemExit(f"--init {args.init}: its config differs from --size {args.size}")
         model.load_state_dict(init.state_dict())
         print(f"started from {args.init} ({init.cfg})", flush=True)
-    print(f"{args.size}: {count_parameters(model)} parameters", flush=True)
+    print(f"{args.size}: {count_parameters(model)} parameters on {device}", flush=True)
     val = _validation_set(cache, args.val_mixtures)
     val_id = f"{','.join(KINDS)}:{float(val[0].double().square().sum()):.6g}"
+    val = (val[0].to(device), val[1].to(device))
     if history.get("val_set") != val_id:  # the noise recipe changed: old best losses are not comparable
         if history.get("val_set") is not None or step:
             print("validation set changed: best validation loss reset", flush=True)
@@ -111,7 +122,7 @@ def train(args: argparse.Namespace) -> None:
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * 0.5 ** (step / args.halflife)
         for g in opt.param_groups:
             g["lr"] = lr
-        noisy, clean = _batch(cache, rng, args.batch, mix_cfg)
+        noisy, clean = _batch(cache, rng, args.batch, mix_cfg, device)
         loss, parts = enhancement_loss(model, noisy, clean, weights, level_jitter=args.level_jitter)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -166,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", default=None,
                    help="new runs start from these weights (a model stem, e.g. "
                         "services/denoise/weights/zipenhancer-small) instead of random")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: CUDA when torch sees a GPU (the paper size needs one), else CPU")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
