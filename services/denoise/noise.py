@@ -148,7 +148,8 @@ def _music(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
             note = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k ** rolloff
                        for k in range(1, partials + 1) if k * f0 < sr / 2 - 200)
             decay = rng.choice([rng.uniform(3, 15), 0.0])  # plucked or held
-            env = np.exp(-decay * t) * np.minimum(1.0, t / 0.005) * np.minimum(1.0, (length - np.arange(length)) / (0.01 * sr))
+            fade_out = np.minimum(1.0, (length - np.arange(length)) / (0.01 * sr))
+            env = np.exp(-decay * t) * np.minimum(1.0, t / 0.005) * fade_out
             lo, hi = max(pos, 0), min(n, pos + length)
             if hi > lo:
                 out[lo:hi] += rng.uniform(0.4, 1.0) * (note * env)[lo - pos:hi - pos]
@@ -158,7 +159,8 @@ def _music(n: int, rng: np.random.Generator, sr: int) -> np.ndarray:
         for start in range(int(rng.integers(0, beat)), n, beat):
             length = min(n - start, int(rng.uniform(0.03, 0.15) * sr))
             burst = _colored(length, rng, rng.uniform(0, 2)) * np.exp(-np.arange(length) / (length / 5))
-            out[start:start + length] += rng.uniform(0.2, 0.8) * rms(out[max(0, start - beat):start + 1]) * burst
+            level = rms(out[max(0, start - beat):start + 1])  # drums sit under the notes' level
+            out[start:start + length] += rng.uniform(0.2, 0.8) * level * burst
     return out / rms(out)
 
 

@@ -59,3 +59,15 @@ def test_init_starts_from_given_weights_and_checks_the_size(tmp_path: Path) -> N
     assert train.main([*args, "--init", str(stem)]) == 0  # lr 0: the weights stay the initial ones
     a, b = load_model(stem).state_dict(), load_model(tmp_path / "run-ft" / "model").state_dict()
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_device_choice(tmp_path: Path) -> None:
+    import torch
+
+    assert train._device("cpu") == torch.device("cpu")
+    assert train._device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        _cache(tmp_path / "cache")
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            train.main(_args(tmp_path, "--steps", "1", "--device", "cuda"))
+        assert not (tmp_path / "run" / "state.json").exists()  # refused before any work
