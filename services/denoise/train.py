@@ -11,6 +11,7 @@ validation loss improved, exports the model to --export (the bundled weights).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import time
@@ -23,7 +24,7 @@ from services.denoise.checkpoint import load_model, load_training_state, save_mo
 from services.denoise.data import DEFAULT_CACHE, MixtureConfig, SpeechCache, make_mixture
 from services.denoise.losses import LossWeights, enhancement_loss
 from services.denoise.noise import KINDS
-from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters
+from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters, grow
 
 SIZES = {"paper": PAPER, "small": SMALL}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -89,7 +90,10 @@ def train(args: argparse.Namespace) -> None:
     run.mkdir(parents=True, exist_ok=True)
     cache = SpeechCache.load(Path(args.cache) / "train")
     device = _device(args.device)
-    model = ZipEnhancer(SIZES[args.size]).to(device).train()
+    cfg = SIZES[args.size]
+    if args.stacks:
+        cfg = dataclasses.replace(cfg, stacks=args.stacks)
+    model = ZipEnhancer(cfg).to(device).train()
     weights = LossWeights(si_sdr=args.si_sdr_weight)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
     history = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_si_sdr": [],
@@ -100,11 +104,12 @@ def train(args: argparse.Namespace) -> None:
         step, history = state["step"], state["history"]
         print(f"resumed {run} at step {step}", flush=True)
     elif args.init:  # fine-tune: trained weights, fresh optimiser and schedule
-        init = load_model(Path(args.init))
-        if init.cfg != model.cfg:
-            raise SystemExit(f"--init {args.init}: its config differs from --size {args.size}")
-        model.load_state_dict(init.state_dict())
-        print(f"started from {args.init} ({init.cfg})", flush=True)
+        init = load_model(Path(args.init)).to(device)
+        try:
+            grow(model, init)
+        except ValueError as e:
+            raise SystemExit(f"--init {args.init} does not fit --size {args.size}: {e}") from None
+        print(f"started from {args.init} (stacks {init.cfg.stacks} → {cfg.stacks})", flush=True)
     print(f"{args.size}: {count_parameters(model)} parameters on {device}", flush=True)
     val = _validation_set(cache, args.val_mixtures)
     val_id = f"{','.join(KINDS)}:{float(val[0].double().square().sum()):.6g}"
@@ -155,6 +160,16 @@ def train(args: argparse.Namespace) -> None:
     bar.close()
 
 
+def _factors(text: str) -> tuple[int, ...]:
+    try:
+        factors = tuple(int(f) for f in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected factors like 2,4,2") from None
+    if not factors or any(f < 1 for f in factors):
+        raise argparse.ArgumentTypeError(f"{text!r}: factors must be positive integers")
+    return factors
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -177,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", default=None,
                    help="new runs start from these weights (a model stem, e.g. "
                         "services/denoise/weights/zipenhancer-small) instead of random")
+    p.add_argument("--stacks", type=_factors, default=None,
+                   help="dual-path stack factors replacing the size's, e.g. 2,4,2; with --init, "
+                        "stacks the weights lack start as identity")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: CUDA when torch sees a GPU (the paper size needs one), else CPU")
     p.add_argument("--threads", type=int, default=1)

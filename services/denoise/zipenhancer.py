@@ -21,6 +21,7 @@ this is what lets long files be processed in chunks with the same result.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -271,6 +272,37 @@ class ZipEnhancer(nn.Module):
         mag, pha, _ = self.stft.analyse(wave * gain)
         out_mag, out_pha, _ = self(mag, pha)
         return self.stft.synthesise(out_mag, out_pha, wave.shape[-1]) / gain
+
+
+def grow(model: ZipEnhancer, trained: ZipEnhancer, opening: float = 0.1) -> None:
+    """Load `trained` into `model`, whose config may add dual-path stacks.
+
+    The trained stacks must appear in order among the model's (by factor, earliest match).
+    Every other stack starts with its Bypass nearly closed (`opening`), so the grown network
+    starts almost where `trained` was (exactly, at 0). Fully closed is a trap: the Bypass
+    scale then only random-walks around 0, the new stack's gradients keep flipping sign with
+    it, and it never learns; at 0.1 the validation loss of the small model moves by 0.2 %.
+    """
+    a, b = trained.cfg, model.cfg
+    if a != dataclasses.replace(b, stacks=a.stacks):
+        raise ValueError("configs differ in more than their stacks")
+    match, j = {}, 0
+    for i, f in enumerate(b.stacks):
+        if j < len(a.stacks) and a.stacks[j] == f:
+            match[i], j = j, j + 1
+    if j < len(a.stacks):
+        raise ValueError(f"stacks {a.stacks} are not a subsequence of {b.stacks}")
+    state = {k: v for k, v in trained.state_dict().items() if not k.startswith("stacks.")}
+    for i, j in match.items():
+        state.update({f"stacks.{i}.{k}": v for k, v in trained.stacks[j].state_dict().items()})
+    new = [i for i in range(len(b.stacks)) if i not in match]
+    if any(b.stacks[i] == 1 for i in new):
+        raise ValueError("a new factor-1 stack has no Bypass, so it cannot start as identity")
+    state.update({f"stacks.{i}.{k}": v for i in new for k, v in model.stacks[i].state_dict().items()})
+    model.load_state_dict(state)
+    with torch.no_grad():
+        for i in new:
+            model.stacks[i].bypass.scale.fill_(opening)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from services.denoise.checkpoint import load_model, load_training_state, save_training_state
 from services.denoise.stft import CompressedStft
-from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters
+from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters, grow
 from services.denoise.zipformer import AttentionWeights, _apply_heads
 
 
@@ -48,6 +50,26 @@ def test_outputs_do_not_depend_on_audio_beyond_the_receptive_field(tiny_cfg):
         a, b = model(mag, pha)[0], model(mag2, pha2)[0]
     assert torch.allclose(a[..., :100], b[..., :100], atol=1e-5)  # frames < 0.625 s
     assert not torch.allclose(a[..., -40:], b[..., -40:])
+
+
+def test_grown_model_starts_as_the_trained_one(tiny_cfg):
+    torch.manual_seed(0)
+    trained = ZipEnhancer(tiny_cfg).eval()
+    for head in (trained.mag_decoder.head[-1], trained.pha_decoder.real):
+        torch.nn.init.normal_(head.weight, std=0.3)  # not the identity init
+    grown = ZipEnhancer(dataclasses.replace(tiny_cfg, stacks=(1, 4, 2))).eval()
+    grow(grown, trained, opening=0.0)
+    x = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        assert torch.equal(grown.enhance(x), trained.enhance(x))
+        grow(grown, trained)  # the default leaves the new stack slightly open: it is live
+        assert grown.stacks[1].bypass.scale.eq(0.1).all()
+        assert not torch.allclose(grown.enhance(x), trained.enhance(x))
+    for stacks, error in (((2, 1), "not a subsequence"), ((1, 1, 2), "factor-1")):
+        with pytest.raises(ValueError, match=error):
+            grow(ZipEnhancer(dataclasses.replace(tiny_cfg, stacks=stacks)), trained)
+    with pytest.raises(ValueError, match="more than their stacks"):
+        grow(ZipEnhancer(dataclasses.replace(tiny_cfg, channels=16)), trained)
 
 
 def test_checkpoint_round_trip_and_resume(tmp_path, tiny_cfg):

@@ -51,7 +51,7 @@ def test_init_starts_from_given_weights_and_checks_the_size(tmp_path: Path) -> N
     _cache(tmp_path / "cache")
     assert train.main(_args(tmp_path, "--steps", "1")) == 0
     stem = tmp_path / "run" / "model"
-    with pytest.raises(SystemExit, match="config differs"):
+    with pytest.raises(SystemExit, match="does not fit --size paper: configs differ"):
         train.main([*_args(tmp_path, "--steps", "1", "--init", str(stem)), "--size", "paper",
                     "--run", str(tmp_path / "run-paper")])
     args = _args(tmp_path, "--steps", "1", "--save-every", "5", "--lr", "0")
@@ -59,6 +59,11 @@ def test_init_starts_from_given_weights_and_checks_the_size(tmp_path: Path) -> N
     assert train.main([*args, "--init", str(stem)]) == 0  # lr 0: the weights stay the initial ones
     a, b = load_model(stem).state_dict(), load_model(tmp_path / "run-ft" / "model").state_dict()
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    args[args.index("--run") + 1] = str(tmp_path / "run-grown")
+    assert train.main([*args, "--init", str(stem), "--stacks", "2,4,2"]) == 0
+    assert load_model(tmp_path / "run-grown" / "model").cfg.stacks == (2, 4, 2)
+    with pytest.raises(SystemExit, match="not a subsequence"):
+        train.main([*args, "--init", str(stem), "--stacks", "4,2", "--run", str(tmp_path / "x")])
 
 
 def test_device_choice(tmp_path: Path) -> None:
