@@ -24,7 +24,8 @@ from services.denoise.checkpoint import load_model, load_training_state, save_mo
 from services.denoise.data import DEFAULT_CACHE, MixtureConfig, SpeechCache, make_mixture
 from services.denoise.losses import LossWeights, enhancement_loss
 from services.denoise.noise import KINDS
-from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters, grow
+from services.denoise.zipenhancer import (PAPER, SMALL, ZipEnhancer, ZipEnhancerConfig, count_parameters, grow,
+                                          new_stacks)
 
 SIZES = {"paper": PAPER, "small": SMALL}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -41,6 +42,24 @@ def _batch(cache: SpeechCache, rng: np.random.Generator, n: int, cfg: MixtureCon
 
 def _validation_set(cache: SpeechCache, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return _batch(cache, np.random.default_rng(12345), n, MixtureConfig(seconds=2.0))
+
+
+def _trainable(model: ZipEnhancer, cfg: ZipEnhancerConfig, args: argparse.Namespace) -> list[torch.nn.Parameter]:
+    """All parameters, or with --only-new just those of the stacks that --init lacks."""
+    if not args.only_new:
+        return list(model.parameters())
+    if not args.init:
+        raise SystemExit("--only-new needs --init: it trains the stacks those weights lack")
+    old = load_model(Path(args.init)).cfg.stacks
+    new = new_stacks(old, cfg.stacks)
+    if not new:
+        raise SystemExit(f"--only-new: stacks {cfg.stacks} add nothing to {old}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for i in new for p in model.stacks[i].parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    return params
 
 
 def _device(name: str) -> torch.device:
@@ -95,7 +114,8 @@ def train(args: argparse.Namespace) -> None:
         cfg = dataclasses.replace(cfg, stacks=args.stacks)
     model = ZipEnhancer(cfg).to(device).train()
     weights = LossWeights(si_sdr=args.si_sdr_weight)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
+    trained = _trainable(model, cfg, args)
+    opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.8, 0.99), weight_decay=0.01)
     history = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": [], "val_si_sdr": [],
                "seconds": 0.0, "best_val": math.inf}
     step = 0
@@ -131,7 +151,7 @@ def train(args: argparse.Namespace) -> None:
         loss, parts = enhancement_loss(model, noisy, clean, weights, level_jitter=args.level_jitter)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(trained, 5.0)
         opt.step()
         step += 1
         history["train_step"].append(step)
@@ -195,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stacks", type=_factors, default=None,
                    help="dual-path stack factors replacing the size's, e.g. 2,4,2; with --init, "
                         "stacks the weights lack start as identity")
+    p.add_argument("--only-new", action="store_true",
+                   help="with --init and --stacks: train only the added stacks, the rest frozen")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: CUDA when torch sees a GPU (the paper size needs one), else CPU")
     p.add_argument("--threads", type=int, default=1)

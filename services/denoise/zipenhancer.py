@@ -274,6 +274,23 @@ class ZipEnhancer(nn.Module):
         return self.stft.synthesise(out_mag, out_pha, wave.shape[-1]) / gain
 
 
+def _match_stacks(old: tuple[int, ...], new: tuple[int, ...]) -> dict[int, int]:
+    """new stack index → old stack index, matching factors in order (earliest match)."""
+    match, j = {}, 0
+    for i, f in enumerate(new):
+        if j < len(old) and old[j] == f:
+            match[i], j = j, j + 1
+    if j < len(old):
+        raise ValueError(f"stacks {old} are not a subsequence of {new}")
+    return match
+
+
+def new_stacks(old: tuple[int, ...], new: tuple[int, ...]) -> list[int]:
+    """Indices of the stacks in `new` that growing from `old` adds."""
+    match = _match_stacks(old, new)
+    return [i for i in range(len(new)) if i not in match]
+
+
 def grow(model: ZipEnhancer, trained: ZipEnhancer, opening: float = 0.1) -> None:
     """Load `trained` into `model`, whose config may add dual-path stacks.
 
@@ -286,16 +303,11 @@ def grow(model: ZipEnhancer, trained: ZipEnhancer, opening: float = 0.1) -> None
     a, b = trained.cfg, model.cfg
     if a != dataclasses.replace(b, stacks=a.stacks):
         raise ValueError("configs differ in more than their stacks")
-    match, j = {}, 0
-    for i, f in enumerate(b.stacks):
-        if j < len(a.stacks) and a.stacks[j] == f:
-            match[i], j = j, j + 1
-    if j < len(a.stacks):
-        raise ValueError(f"stacks {a.stacks} are not a subsequence of {b.stacks}")
+    match = _match_stacks(a.stacks, b.stacks)
     state = {k: v for k, v in trained.state_dict().items() if not k.startswith("stacks.")}
     for i, j in match.items():
         state.update({f"stacks.{i}.{k}": v for k, v in trained.stacks[j].state_dict().items()})
-    new = [i for i in range(len(b.stacks)) if i not in match]
+    new = new_stacks(a.stacks, b.stacks)
     if any(b.stacks[i] == 1 for i in new):
         raise ValueError("a new factor-1 stack has no Bypass, so it cannot start as identity")
     state.update({f"stacks.{i}.{k}": v for i in new for k, v in model.stacks[i].state_dict().items()})

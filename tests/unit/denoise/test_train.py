@@ -66,6 +66,23 @@ def test_init_starts_from_given_weights_and_checks_the_size(tmp_path: Path) -> N
         train.main([*args, "--init", str(stem), "--stacks", "4,2", "--run", str(tmp_path / "x")])
 
 
+def test_only_new_trains_just_the_added_stack(tmp_path: Path) -> None:
+    _cache(tmp_path / "cache")
+    assert train.main(_args(tmp_path, "--steps", "1")) == 0
+    stem = tmp_path / "run" / "model"
+    args = _args(tmp_path, "--steps", "2", "--lr", "1e-2", "--init", str(stem), "--stacks", "2,4,2")
+    args[args.index("--run") + 1] = str(tmp_path / "run-new")
+    with pytest.raises(SystemExit, match="needs --init"):
+        train.main([a for a in args if a != str(stem) and a != "--init"] + ["--only-new"])
+    assert train.main([*args, "--only-new"]) == 0
+    before, after = load_model(stem), load_model(tmp_path / "run-new" / "model")
+    a, b = before.state_dict(), after.state_dict()
+    moved = {k for k in b if not k.startswith("stacks.1.")
+             and not np.array_equal(a[k.replace("stacks.2.", "stacks.1.")].numpy(), b[k].numpy())}
+    assert not moved  # everything the weights already had is frozen
+    assert after.stacks[1].bypass.scale.ne(0.1).any()  # the new stack learned
+
+
 def test_device_choice(tmp_path: Path) -> None:
     import torch
 
