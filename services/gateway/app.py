@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -331,8 +331,10 @@ class Avatar:
                                 static_pose=request.static_pose,
                                 denoise=request.denoise if request.HasField("denoise") else None,
                                 frames_per_chunk=request.frames_per_chunk)
-            async with self._slot():
-                async for c in self._chunks(req, "grpc"):
+            # aclosing: when the stream is closed at a `yield`, stop the render now, not when
+            # the abandoned inner generator happens to be garbage-collected
+            async with self._slot(), aclosing(self._chunks(req, "grpc")) as chunks:
+                async for c in chunks:
                     yield common_pb2.VideoChunk(index=c.index, data=c.data, is_init_segment=c.is_init,
                                                 is_last=c.is_last, frames_so_far=c.frames_so_far,
                                                 media_seconds_so_far=c.seconds_so_far, mime_type=MP4_MIME)
