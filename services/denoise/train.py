@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                         "services/denoise/weights/zipenhancer-small) instead of random")
     p.add_argument("--stacks", type=_factors, default=None,
                    help="dual-path stack factors replacing the size's, e.g. 2,4,2; with --init, "
-                        "stacks the weights lack start as identity")
+                        "stacks the weights lack start nearly closed (Bypass 0.1), so training "
+                        "starts from what the weights do")
     p.add_argument("--only-new", action="store_true",
                    help="with --init and --stacks: train only the added stacks, the rest frozen")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",

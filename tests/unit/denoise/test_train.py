@@ -93,3 +93,10 @@ def test_device_choice(tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match="no CUDA device"):
             train.main(_args(tmp_path, "--steps", "1", "--device", "cuda"))
         assert not (tmp_path / "run" / "state.json").exists()  # refused before any work
+
+
+def test_paper_size_takes_a_training_step(tmp_path: Path) -> None:
+    """The GPU job (`--size paper`) runs end to end here too, one short step on the CPU."""
+    _cache(tmp_path / "cache")
+    assert train.main([*_args(tmp_path, "--steps", "1"), "--size", "paper"]) == 0
+    assert load_model(tmp_path / "export" / "zipenhancer").cfg == train.PAPER
