@@ -307,7 +307,7 @@ def grow(model: ZipEnhancer, trained: ZipEnhancer, opening: float = 0.1) -> None
     state = {k: v for k, v in trained.state_dict().items() if not k.startswith("stacks.")}
     for i, j in match.items():
         state.update({f"stacks.{i}.{k}": v for k, v in trained.stacks[j].state_dict().items()})
-    new = new_stacks(a.stacks, b.stacks)
+    new = [i for i in range(len(b.stacks)) if i not in match]
     if any(b.stacks[i] == 1 for i in new):
         raise ValueError("a new factor-1 stack has no Bypass, so it cannot start as identity")
     state.update({f"stacks.{i}.{k}": v for i in new for k, v in model.stacks[i].state_dict().items()})
