@@ -171,36 +171,66 @@ def test_subjects_health_and_stage_services(served):
     assert len(batches[0].rgb_u8) == batches[0].n_frames * 32 * 32 * 3
 
 
-def test_cancelled_stream_stops_rendering(served):
-    # ~18 s of speech (≈450 frames); the client leaves after three chunks.
-    # Ray 2.60's gRPC proxy drops a client cancel that lands while it is handing a chunk on
-    # (GeneratorExit at `yield result` in proxy.send_request_to_replica, never passed to the
-    # replica), so the chunks here are spaced out (10 frames, ≈0.2 s apart) the way a client
-    # watching in real time sees them, rather than a burst the proxy is always mid-way through.
-    text = " ".join(["This sentence keeps the renderer busy for quite a while."] * 6)
-    stream = _speak(served, text=text, frames_per_chunk=10)
-    before = _renderer_stats()["frames"]
-    got = 0
-    for chunk in stream:
-        got += 1
-        if got == 3:
-            break
-    stream.cancel()
-    # Cancellation crosses the proxy, the gateway and the renderer replica: on a loaded 2-core
-    # runner that takes seconds, so wait until the frame count holds still, then judge.
-    t_cancel = time.monotonic()
+LONG_TEXT = " ".join(["This sentence keeps the renderer busy for quite a while."] * 6)  # ≈18 s, ≈450 frames
+
+
+def _rendered_after_leaving(before: int) -> tuple[int, list]:
+    """Frames rendered since `before` once rendering has stopped. Cancellation crosses the proxy,
+    the gateway and the renderer replica: on a loaded 2-core runner that takes seconds, so wait
+    until the frame count holds still for 2 s with no render active, then judge."""
+    t_left = time.monotonic()
     timeline = [(0.0, _renderer_stats())]
-    while time.monotonic() - t_cancel < 60:
+    while time.monotonic() - t_left < 60:
         time.sleep(0.5)
-        timeline.append((time.monotonic() - t_cancel, _renderer_stats()))
+        timeline.append((time.monotonic() - t_left, _renderer_stats()))
         recent = [s["frames"] for t, s in timeline if t >= timeline[-1][0] - 2.0]
         if timeline[-1][0] >= 2.0 and len(set(recent)) == 1 and timeline[-1][1]["active_renders"] == 0:
             break
     seen = [(round(t, 1), s["frames"] - before, s["active_renders"]) for t, s in timeline]
-    last = timeline[-1][1]
-    assert last["active_renders"] == 0, f"still rendering 60 s after the cancel: {seen}"
-    rendered = last["frames"] - before
-    assert rendered < 300, f"{rendered} frames rendered for a cancelled ≈450-frame text: {seen}"
+    assert timeline[-1][1]["active_renders"] == 0, f"still rendering 60 s after the client left: {seen}"
+    return timeline[-1][1]["frames"] - before, seen
+
+
+def test_http_client_that_hangs_up_stops_rendering(served):
+    # Serve's HTTP proxy watches the socket for the disconnect and cancels the replica request:
+    # the gateway's cancel flag then stops the renderer at its next frame batch.
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    url = urlsplit(served["http"])
+    before = _renderer_stats()["frames"]
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.request("POST", "/v1/videos", body=json.dumps({"text": LONG_TEXT, "subject": "tiny-a"}),
+                 headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    deadline = time.monotonic() + 60
+    while _renderer_stats()["frames"] - before < 20:  # hang up once rendering is under way
+        assert time.monotonic() < deadline, "rendering never started"
+        time.sleep(0.2)
+    conn.close()
+    rendered, seen = _rendered_after_leaving(before)
+    assert rendered < 300, f"{rendered} frames rendered for a ≈450-frame text whose client hung up: {seen}"
+
+
+def test_cancelled_grpc_stream_stops_rendering(served):
+    # Ray 2.60's gRPC proxy drops a client cancel that lands while it is handing a chunk on
+    # (GeneratorExit at `yield result` in proxy.send_request_to_replica, never passed to the
+    # replica; docs/serving.md). That race is Ray's, not ours, so the cancel gets three tries:
+    # a gateway that ignores cancels fails all three. Chunks are spaced out (10 frames, ≈0.2 s)
+    # the way a client watching in real time sees them, which keeps the race window small.
+    tries = []
+    for _ in range(3):
+        stream = _speak(served, text=LONG_TEXT, frames_per_chunk=10)
+        before = _renderer_stats()["frames"]
+        for got, _chunk in enumerate(stream, start=1):
+            if got == 3:
+                break
+        stream.cancel()
+        rendered, seen = _rendered_after_leaving(before)
+        if rendered < 300:
+            return
+        tries.append(seen)
+    pytest.fail(f"three cancelled ≈450-frame streams each rendered ≥ 300 frames: {tries}")
 
 
 def test_redis_restart_loses_nothing(served):
