@@ -24,8 +24,8 @@ from services.denoise.checkpoint import load_model, load_training_state, save_mo
 from services.denoise.data import DEFAULT_CACHE, MixtureConfig, SpeechCache, make_mixture
 from services.denoise.losses import LossWeights, enhancement_loss
 from services.denoise.noise import KINDS
-from services.denoise.zipenhancer import (PAPER, SMALL, ZipEnhancer, ZipEnhancerConfig, count_parameters, grow,
-                                          new_stacks)
+from services.denoise.zipenhancer import (PAPER, SMALL, ZipEnhancer, ZipEnhancerConfig, count_parameters,
+                                          fresh_parameters, grow)
 
 SIZES = {"paper": PAPER, "small": SMALL}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -45,20 +45,24 @@ def _validation_set(cache: SpeechCache, n: int = 8) -> tuple[torch.Tensor, torch
 
 
 def _trainable(model: ZipEnhancer, cfg: ZipEnhancerConfig, args: argparse.Namespace) -> list[torch.nn.Parameter]:
-    """All parameters, or with --only-new just those of the stacks that --init lacks."""
+    """All parameters, or with --only-new just those (stacks, refinement blocks) --init lacks."""
     if not args.only_new:
         return list(model.parameters())
     if not args.init:
-        raise SystemExit("--only-new needs --init: it trains the stacks those weights lack")
-    old = load_model(Path(args.init)).cfg.stacks
-    new = new_stacks(old, cfg.stacks)
-    if not new:
-        raise SystemExit(f"--only-new: stacks {cfg.stacks} add nothing to {old}")
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = [p for i in new for p in model.stacks[i].parameters()]
-    for p in params:
-        p.requires_grad_(True)
+        raise SystemExit("--only-new needs --init: it trains what those weights lack")
+    old = load_model(Path(args.init)).cfg
+    try:
+        fresh = set(fresh_parameters(old, model))
+    except ValueError as e:
+        raise SystemExit(f"--init {args.init} does not fit: {e}") from None
+    if not fresh:
+        raise SystemExit(f"--only-new: stacks {cfg.stacks}, refine {cfg.refine} add nothing to "
+                         f"{old.stacks}, refine {old.refine}")
+    params = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in fresh)
+        if name in fresh:
+            params.append(p)
     return params
 
 
@@ -112,6 +116,8 @@ def train(args: argparse.Namespace) -> None:
     cfg = SIZES[args.size]
     if args.stacks:
         cfg = dataclasses.replace(cfg, stacks=args.stacks)
+    if args.refine is not None:
+        cfg = dataclasses.replace(cfg, refine=args.refine)
     model = ZipEnhancer(cfg).to(device).train()
     weights = LossWeights(si_sdr=args.si_sdr_weight)
     trained = _trainable(model, cfg, args)
@@ -129,7 +135,8 @@ def train(args: argparse.Namespace) -> None:
             grow(model, init)
         except ValueError as e:
             raise SystemExit(f"--init {args.init} does not fit --size {args.size}: {e}") from None
-        print(f"started from {args.init} (stacks {init.cfg.stacks} → {cfg.stacks})", flush=True)
+        print(f"started from {args.init} (stacks {init.cfg.stacks} → {cfg.stacks}, "
+              f"refine {init.cfg.refine} → {cfg.refine})", flush=True)
     print(f"{args.size}: {count_parameters(model)} parameters on {device}", flush=True)
     val = _validation_set(cache, args.val_mixtures)
     val_id = f"{','.join(KINDS)}:{float(val[0].double().square().sum()):.6g}"
@@ -190,6 +197,12 @@ def _factors(text: str) -> tuple[int, ...]:
     return factors
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a count, 0 or more")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -216,8 +229,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="dual-path stack factors replacing the size's, e.g. 2,4,2; with --init, "
                         "stacks the weights lack start nearly closed (Bypass 0.1), so training "
                         "starts from what the weights do")
+    p.add_argument("--refine", type=_count, default=None,
+                   help="zero-initialised refinement blocks at full frequency resolution per decoder "
+                        "(replacing the size's, 0); with --init, new ones start as the identity")
     p.add_argument("--only-new", action="store_true",
-                   help="with --init and --stacks: train only the added stacks, the rest frozen")
+                   help="with --init and --stacks/--refine: train only what was added, the rest frozen")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: CUDA when torch sees a GPU (the paper size needs one), else CPU")
     p.add_argument("--threads", type=int, default=1)

@@ -7,6 +7,8 @@ enhancer with its conformers replaced by dual-path Zipformer stacks.
             repetition, each stack wrapped in a Bypass)
          ─► magnitude decoder → compressed clean magnitude
          ─► phase decoder → two 1×1 heads → atan2 ─iSTFT→ wave
+    (each decoder: dense block, upsample to 201 bins, ``refine`` optional residual blocks
+    at full resolution, off in both sizes; `grow` adds them to trained weights)
 
 Two choices differ from the paper and are switchable in the config (see MODEL_CARD.md):
 ``magnitude="mask"`` (MP-SENet's learnable-sigmoid mask on the noisy magnitude; the
@@ -44,6 +46,8 @@ class ZipEnhancerConfig:
     dense_depth: int = 4
     #: ±frames (at 160 frames/s before downsampling) that time attention sees; None = all
     attn_window: int | None = 80
+    #: zero-initialised residual blocks at full frequency resolution in each decoder
+    refine: int = 0
     magnitude: str = "mask"  # "mask" | "mapping"
     phase: str = "residual"  # "residual" | "direct"
     stft: StftConfig = field(default_factory=StftConfig)
@@ -185,6 +189,23 @@ class LearnableSigmoid(nn.Module):
         return self.beta * torch.sigmoid(self.slope * x)
 
 
+class Refine(nn.Module):
+    """x + W·PReLU(depthwise(x)) at full frequency resolution: a per-channel 3-bin filter
+    (time context is the stacks' job), then a channel mix W. W starts at zero, so the block
+    starts as the identity yet learns at once (W's gradient is the filtered x, not zero)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(channels, channels, (1, 3), padding=(0, 1), groups=channels)
+        self.act = nn.PReLU(channels)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(self.act(self.depthwise(x)))
+
+
 class MagnitudeDecoder(nn.Module):
     def __init__(self, cfg: ZipEnhancerConfig) -> None:
         super().__init__()
@@ -192,12 +213,13 @@ class MagnitudeDecoder(nn.Module):
         self.mode = cfg.magnitude
         self.dense = DenseBlock(c, cfg.dense_depth)
         self.up = nn.ConvTranspose2d(c, c, (1, 3), stride=(1, 2), padding=(0, 1))
+        self.refine = nn.Sequential(*(Refine(c) for _ in range(cfg.refine)))
         self.head = nn.Sequential(nn.Conv2d(c, 1, 1), FrameNorm(1), nn.PReLU(1), nn.Conv2d(1, 1, 1))
         self.mask = LearnableSigmoid(cfg.stft.bins)
 
     def forward(self, x: torch.Tensor, noisy_mag: torch.Tensor) -> torch.Tensor:
         """x [B, C, T, F'] → compressed magnitude [B, F, T]."""
-        y = self.head(self.up(self.dense(x))).squeeze(1).transpose(1, 2)  # [B, F, T]
+        y = self.head(self.refine(self.up(self.dense(x)))).squeeze(1).transpose(1, 2)  # [B, F, T]
         if self.mode == "mask":
             return noisy_mag * self.mask(y)
         return F.relu(y)
@@ -210,11 +232,12 @@ class PhaseDecoder(nn.Module):
         self.residual = cfg.phase == "residual"
         self.dense = DenseBlock(c, cfg.dense_depth)
         self.up = _conv_norm_act(nn.ConvTranspose2d(c, c, (1, 3), stride=(1, 2), padding=(0, 1)), c)
+        self.refine = nn.Sequential(*(Refine(c) for _ in range(cfg.refine)))
         self.real = nn.Conv2d(c, 1, 1)
         self.imag = nn.Conv2d(c, 1, 1)
 
     def forward(self, x: torch.Tensor, noisy_pha: torch.Tensor) -> torch.Tensor:
-        y = self.up(self.dense(x))
+        y = self.refine(self.up(self.dense(x)))
         r = self.real(y).squeeze(1).transpose(1, 2)
         i = self.imag(y).squeeze(1).transpose(1, 2)
         if self.residual:
@@ -285,36 +308,52 @@ def _match_stacks(old: tuple[int, ...], new: tuple[int, ...]) -> dict[int, int]:
     return match
 
 
-def new_stacks(old: tuple[int, ...], new: tuple[int, ...]) -> list[int]:
-    """Indices of the stacks in `new` that growing from `old` adds."""
-    match = _match_stacks(old, new)
-    return [i for i in range(len(new)) if i not in match]
+def _is_fresh(name: str, old: ZipEnhancerConfig, new_idx: set[int]) -> bool:
+    parts = name.split(".")
+    if parts[0] == "stacks":
+        return int(parts[1]) in new_idx
+    return len(parts) > 2 and parts[1] == "refine" and int(parts[2]) >= old.refine
 
 
-def grow(model: ZipEnhancer, trained: ZipEnhancer, opening: float = 0.1) -> None:
-    """Load `trained` into `model`, whose config may add dual-path stacks.
+def fresh_parameters(old: ZipEnhancerConfig, model: ZipEnhancer) -> list[str]:
+    """Names of `model`'s parameters that weights of config `old` lack (see `grow`)."""
+    match = _match_stacks(old.stacks, model.cfg.stacks)
+    new_idx = {i for i in range(len(model.cfg.stacks)) if i not in match}
+    return [n for n, _ in model.named_parameters() if _is_fresh(n, old, new_idx)]
+
+
+def grow(model: ZipEnhancer, trained: ZipEnhancer, opening: float = 0.1) -> list[str]:
+    """Load `trained` into `model`, whose config may add dual-path stacks and refinement
+    blocks; returns the names of the parameters `trained` lacked.
 
     The trained stacks must appear in order among the model's (by factor, earliest match).
     Every other stack starts with its Bypass nearly closed (`opening`), so the grown network
     starts almost where `trained` was (exactly, at 0). Fully closed is a trap: the Bypass
     scale then only random-walks around 0, the new stack's gradients keep flipping sign with
     it, and it never learns; at 0.1 the validation loss of the small model moves by 0.2 %.
+    New refinement blocks start as the identity (their output conv is zero) and still learn.
     """
     a, b = trained.cfg, model.cfg
-    if a != dataclasses.replace(b, stacks=a.stacks):
-        raise ValueError("configs differ in more than their stacks")
+    if a != dataclasses.replace(b, stacks=a.stacks, refine=a.refine):
+        raise ValueError("configs differ in more than their stacks and refinement blocks")
+    if b.refine < a.refine:
+        raise ValueError(f"{b.refine} refinement blocks cannot hold the trained {a.refine}")
     match = _match_stacks(a.stacks, b.stacks)
-    state = {k: v for k, v in trained.state_dict().items() if not k.startswith("stacks.")}
-    for i, j in match.items():
-        state.update({f"stacks.{i}.{k}": v for k, v in trained.stacks[j].state_dict().items()})
-    new = [i for i in range(len(b.stacks)) if i not in match]
-    if any(b.stacks[i] == 1 for i in new):
+    added = [i for i in range(len(b.stacks)) if i not in match]
+    if any(b.stacks[i] == 1 for i in added):
         raise ValueError("a new factor-1 stack has no Bypass, so it cannot start as identity")
-    state.update({f"stacks.{i}.{k}": v for i in new for k, v in model.stacks[i].state_dict().items()})
+    to_new = {j: i for i, j in match.items()}
+    state = model.state_dict()  # what `trained` lacks keeps its initialisation
+    for k, v in trained.state_dict().items():
+        if k.startswith("stacks."):
+            _, j, rest = k.split(".", 2)
+            k = f"stacks.{to_new[int(j)]}.{rest}"
+        state[k] = v
     model.load_state_dict(state)
     with torch.no_grad():
-        for i in new:
+        for i in added:
             model.stacks[i].bypass.scale.fill_(opening)
+    return fresh_parameters(a, model)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -450,8 +450,8 @@ class Avatar:
     async def _render_all(self, req: SpeakRequest, api_name: str) -> tuple[bytes, dict]:
         parts: list[bytes] = []
         last: Chunk | None = None
-        async with self._slot():
-            async for c in self._chunks(req, api_name):
+        async with self._slot(), aclosing(self._chunks(req, api_name)) as chunks:
+            async for c in chunks:
                 parts.append(c.data)
                 last = c
         meta = {"frames": last.frames_so_far if last else 0, "seconds": round(last.seconds_so_far, 3) if last else 0}

@@ -9,7 +9,7 @@ import torch
 
 from services.denoise.checkpoint import load_model, load_training_state, save_training_state
 from services.denoise.stft import CompressedStft
-from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters, grow
+from services.denoise.zipenhancer import PAPER, SMALL, ZipEnhancer, count_parameters, fresh_parameters, grow
 from services.denoise.zipformer import AttentionWeights, _apply_heads
 
 
@@ -70,6 +70,25 @@ def test_grown_model_starts_as_the_trained_one(tiny_cfg):
             grow(ZipEnhancer(dataclasses.replace(tiny_cfg, stacks=stacks)), trained)
     with pytest.raises(ValueError, match="more than their stacks"):
         grow(ZipEnhancer(dataclasses.replace(tiny_cfg, channels=16)), trained)
+
+
+def test_grown_refinement_blocks_start_as_identity_and_learn(tiny_cfg):
+    torch.manual_seed(0)
+    trained = ZipEnhancer(tiny_cfg).eval()
+    for head in (trained.mag_decoder.head[-1], trained.pha_decoder.real):
+        torch.nn.init.normal_(head.weight, std=0.3)  # not the identity init
+    grown = ZipEnhancer(dataclasses.replace(tiny_cfg, refine=2))
+    fresh = grow(grown, trained)
+    assert fresh == fresh_parameters(tiny_cfg, grown) and len(fresh) == 2 * 2 * 5  # 2 blocks × 2 decoders
+    assert all(".refine." in n for n in fresh)
+    x = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        assert torch.equal(grown.eval().enhance(x), trained.enhance(x))
+    grown.enhance(x).pow(2).mean().backward()
+    grads = dict(grown.named_parameters())
+    assert all(grads[n].grad.abs().sum() > 0 for n in fresh if n.endswith("out.weight"))  # live at once
+    with pytest.raises(ValueError, match="cannot hold the trained 2"):
+        grow(ZipEnhancer(tiny_cfg), grown)
 
 
 def test_checkpoint_round_trip_and_resume(tmp_path, tiny_cfg):

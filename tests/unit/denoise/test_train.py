@@ -66,7 +66,7 @@ def test_init_starts_from_given_weights_and_checks_the_size(tmp_path: Path) -> N
         train.main([*args, "--init", str(stem), "--stacks", "4,2", "--run", str(tmp_path / "x")])
 
 
-def test_only_new_trains_just_the_added_stack(tmp_path: Path) -> None:
+def test_only_new_trains_just_what_was_added(tmp_path: Path) -> None:
     _cache(tmp_path / "cache")
     assert train.main(_args(tmp_path, "--steps", "1")) == 0
     stem = tmp_path / "run" / "model"
@@ -81,6 +81,13 @@ def test_only_new_trains_just_the_added_stack(tmp_path: Path) -> None:
              and not np.array_equal(a[k.replace("stacks.2.", "stacks.1.")].numpy(), b[k].numpy())}
     assert not moved  # everything the weights already had is frozen
     assert after.stacks[1].bypass.scale.ne(0.1).any()  # the new stack learned
+
+    args = _args(tmp_path, "--steps", "2", "--lr", "1e-2", "--init", str(stem), "--refine", "1", "--only-new")
+    args[args.index("--run") + 1] = str(tmp_path / "run-refine")
+    assert train.main(args) == 0
+    a, b = before.state_dict(), load_model(tmp_path / "run-refine" / "model").state_dict()
+    moved = {k for k in b if k not in a or not np.array_equal(a[k].numpy(), b[k].numpy())}
+    assert moved and all(".refine.0." in k for k in moved)  # only the refinement blocks moved
 
 
 def test_device_choice(tmp_path: Path) -> None:
