@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                         "starts from what the weights do")
     p.add_argument("--refine", type=_count, default=None,
                    help="zero-initialised refinement blocks at full frequency resolution per decoder "
-                        "(replacing the size's, 0); with --init, new ones start as the identity")
+                        "(replacing the size's: small 1, paper 0); with --init, new ones start as the identity")
     p.add_argument("--only-new", action="store_true",
                    help="with --init and --stacks/--refine: train only what was added, the rest frozen")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",

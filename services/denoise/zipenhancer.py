@@ -7,8 +7,9 @@ enhancer with its conformers replaced by dual-path Zipformer stacks.
             repetition, each stack wrapped in a Bypass)
          ─► magnitude decoder → compressed clean magnitude
          ─► phase decoder → two 1×1 heads → atan2 ─iSTFT→ wave
-    (each decoder: dense block, upsample to 201 bins, ``refine`` optional residual blocks
-    at full resolution, off in both sizes; `grow` adds them to trained weights)
+    (each decoder: dense block, upsample to 201 bins, then ``refine`` residual blocks at
+    full resolution: one in the small size, none in the paper's; `grow` adds them to
+    trained weights)
 
 Two choices differ from the paper and are switchable in the config (see MODEL_CARD.md):
 ``magnitude="mask"`` (MP-SENet's learnable-sigmoid mask on the noisy magnitude; the
@@ -64,7 +65,7 @@ class ZipEnhancerConfig:
 
 
 PAPER = ZipEnhancerConfig()
-SMALL = ZipEnhancerConfig(channels=32, heads=4, ff=96, kernel=15, stacks=(2, 2), dense_depth=1)
+SMALL = ZipEnhancerConfig(channels=32, heads=4, ff=96, kernel=15, stacks=(2, 2), dense_depth=1, refine=1)
 
 
 class FrameNorm(nn.Module):

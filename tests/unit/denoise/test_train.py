@@ -82,12 +82,12 @@ def test_only_new_trains_just_what_was_added(tmp_path: Path) -> None:
     assert not moved  # everything the weights already had is frozen
     assert after.stacks[1].bypass.scale.ne(0.1).any()  # the new stack learned
 
-    args = _args(tmp_path, "--steps", "2", "--lr", "1e-2", "--init", str(stem), "--refine", "1", "--only-new")
+    args = _args(tmp_path, "--steps", "2", "--lr", "1e-2", "--init", str(stem), "--refine", "2", "--only-new")
     args[args.index("--run") + 1] = str(tmp_path / "run-refine")
     assert train.main(args) == 0
     a, b = before.state_dict(), load_model(tmp_path / "run-refine" / "model").state_dict()
     moved = {k for k in b if k not in a or not np.array_equal(a[k].numpy(), b[k].numpy())}
-    assert moved and all(".refine.0." in k for k in moved)  # only the refinement blocks moved
+    assert moved and all(".refine.1." in k for k in moved)  # only the added (second) block moved
 
 
 def test_device_choice(tmp_path: Path) -> None:
