@@ -309,6 +309,12 @@ def _match_stacks(old: tuple[int, ...], new: tuple[int, ...]) -> dict[int, int]:
     return match
 
 
+def _added_stacks(old: tuple[int, ...], new: tuple[int, ...]) -> list[int]:
+    """Indices of the stacks in `new` that growing from `old` adds."""
+    match = _match_stacks(old, new)
+    return [i for i in range(len(new)) if i not in match]
+
+
 def _is_fresh(name: str, old: ZipEnhancerConfig, new_idx: set[int]) -> bool:
     parts = name.split(".")
     if parts[0] == "stacks":
@@ -318,8 +324,7 @@ def _is_fresh(name: str, old: ZipEnhancerConfig, new_idx: set[int]) -> bool:
 
 def fresh_parameters(old: ZipEnhancerConfig, model: ZipEnhancer) -> list[str]:
     """Names of `model`'s parameters that weights of config `old` lack (see `grow`)."""
-    match = _match_stacks(old.stacks, model.cfg.stacks)
-    new_idx = {i for i in range(len(model.cfg.stacks)) if i not in match}
+    new_idx = set(_added_stacks(old.stacks, model.cfg.stacks))
     return [n for n, _ in model.named_parameters() if _is_fresh(n, old, new_idx)]
 
 
@@ -340,7 +345,7 @@ def grow(model: ZipEnhancer, trained: ZipEnhancer, opening: float = 0.1) -> list
     if b.refine < a.refine:
         raise ValueError(f"{b.refine} refinement blocks cannot hold the trained {a.refine}")
     match = _match_stacks(a.stacks, b.stacks)
-    added = [i for i in range(len(b.stacks)) if i not in match]
+    added = _added_stacks(a.stacks, b.stacks)
     if any(b.stacks[i] == 1 for i in added):
         raise ValueError("a new factor-1 stack has no Bypass, so it cannot start as identity")
     to_new = {j: i for i, j in match.items()}
