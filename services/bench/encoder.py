@@ -1,7 +1,7 @@
 """Encoder benchmark: real-time factor on 2 threads and the content model's held-out PER.
 
 RTF = processing seconds / audio seconds (lower is faster), measured per stage (mel
-windows, content posteriors, full encode with a CSFM head and with the dynamic head) on
+windows, content posteriors, full encode with a CSFM and with a dynamic-only audio encoder) on
 held-out TTS sentences. PER = phone error rate of the bundled content model's greedy
 CTC decoding against the TTS phone labels, per language.
 """
@@ -18,7 +18,7 @@ from services.bench.common import header, peak_rss_mb
 from services.common.audio import to_analysis_rate
 from services.common.sentences import random_sentences
 from services.encoder.features import extract_features
-from services.encoder.service import EncoderService, random_head
+from services.encoder.service import EncoderService, random_audio_encoder
 from services.encoder.units import ctc_greedy, phone_error_rate, speech_labels
 
 
@@ -37,7 +37,7 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
     _, load_s = _timed(lambda: svc.content_model)
     result["content_model_load_s"] = round(load_s, 3)
     model = svc.content_model
-    heads = {"csfm": random_head("csfm", model.dim), "dynamic": random_head("dynamic")}
+    encoders = {"csfm": random_audio_encoder("csfm", model.dim), "dynamic": random_audio_encoder("dynamic")}
     n_per = 4 if quick else 40
     result["content_model"] = {"name": model.name, "units": model.dim,
                                "params_m": round(sum(p.numel() for p in model.model.parameters()) / 1e6, 3)}
@@ -45,7 +45,7 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
         speeches = [tts.synthesize(t, lang) for t in random_sentences(n_per, lang, seed=99, split="heldout")]
         clips = [to_analysis_rate(s.audio) for s in speeches]
         audio_s = sum(c.duration for c in clips)
-        pairs, t_mel, t_content, t_enc = [], 0.0, 0.0, {k: 0.0 for k in heads}
+        pairs, t_mel, t_content, t_enc = [], 0.0, 0.0, {k: 0.0 for k in encoders}
         with torch.no_grad():
             for speech, clip in zip(speeches, clips):
                 _, dt = _timed(lambda: extract_features(clip))
@@ -53,8 +53,8 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
                 frames, dt = _timed(lambda: model.frames(clip, lang))
                 t_content += dt
                 pairs.append((speech_labels(speech), ctc_greedy(np.argmax(frames.values, 1).tolist(), model.units)))
-                for name, head in heads.items():
-                    _, dt = _timed(lambda: svc.encode(clip, head, lang=lang))
+                for name, enc in encoders.items():
+                    _, dt = _timed(lambda: svc.encode(clip, enc, lang=lang))
                     t_enc[name] += dt
         result[lang] = {
             "sentences": n_per, "audio_s": round(audio_s, 2),

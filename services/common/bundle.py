@@ -19,6 +19,11 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 #: Blobs every bundle has. Others (e.g. fusion.safetensors) are optional.
 REQUIRED_BLOBS = ("model.safetensors", "background.png", "tracks.safetensors")
+#: Key prefixes inside model.safetensors: the subject's audio encoder and its renderer.
+AUDIO_ENCODER_PREFIX = "audio_encoder."
+RENDERER_PREFIX = "renderer."
+#: The renderer kind of bundles whose manifest names none.
+DEFAULT_KIND = "triplane-nerf"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _BLOB_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
@@ -51,11 +56,20 @@ class SubjectBundle:
         """Identity of this exact bundle version: sha256 of its manifest."""
         return sha256(self.manifest_bytes)
 
-    def tensors(self, blob: str = "model.safetensors") -> dict[str, Any]:
-        """Load a safetensors blob as torch tensors (no pickle involved)."""
+    @property
+    def kind(self) -> str:
+        """The renderer kind that reads this bundle."""
+        return str(self.manifest.get("kind", DEFAULT_KIND))
+
+    def tensors(self, blob: str = "model.safetensors", prefix: str = "") -> dict[str, Any]:
+        """Load a safetensors blob as torch tensors (no pickle involved); with `prefix`, only
+        the keys under it, with the prefix removed."""
         from safetensors.torch import load
 
-        return load(self.blobs[blob])
+        tensors = load(self.blobs[blob])
+        if not prefix:
+            return tensors
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     def verify(self) -> "SubjectBundle":
         """Raise IntegrityError unless every listed blob is present with the listed hash."""

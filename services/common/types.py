@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -82,3 +84,27 @@ def join_speech(parts: list[Speech]) -> Speech:
     audio = np.concatenate([p.audio.samples for p in parts])
     return Speech(AudioClip(audio, rate), phonemes, " ".join(p.text for p in parts),
                   langs.pop() if len(langs) == 1 else "mixed", parts[0].voice, sentence=0, syllables=syllables)
+
+
+class FrameRenderer(Protocol):
+    """What every renderer kind gives the pipeline for one loaded subject."""
+
+    id: str
+    digest: str  # sha256 of the bundle's manifest: the exact version being rendered
+    manifest: dict[str, Any]
+    fps: float
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the frames."""
+        ...
+
+    def conditions(self, n_frames: int, static_pose: bool = False, seed: int = 0, start: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Head poses [n, 4, 4] and eye-blink values [n] for n frames of speech."""
+        ...
+
+    def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, batch: int = 8,
+               fps: float | None = None) -> Iterator[np.ndarray]:
+        """uint8 [b, H, W, 3] frame batches, in order, for audio codes [N, D]."""
+        ...

@@ -1,5 +1,5 @@
 """Ray Serve deployment for the audio encoder. The shared content model loads once per
-replica; subject fusion heads come from subject bundles, multiplexed by subject id."""
+replica; each subject's own audio encoder comes from its bundle, multiplexed by subject id."""
 
 from __future__ import annotations
 
@@ -26,21 +26,16 @@ class EncoderDeployment:
         self.source = SubjectSource(redis_url)
 
     @serve.multiplexed(max_num_models_per_replica=16)
-    async def _head(self, subject_id: str) -> Any:
-        from services.encoder.service import load_head
+    async def _audio_encoder(self, subject_id: str) -> Any:
+        from services.encoder.service import subject_audio_encoder
 
-        def load() -> Any:
-            bundle = self.source.load(subject_id)
-            cfg = bundle.manifest["audio_encoder"]["config"]
-            return load_head(cfg, bundle.tensors("model.safetensors"), prefix="audio_encoder.")
-
-        return await asyncio.to_thread(load)
+        return await asyncio.to_thread(lambda: subject_audio_encoder(self.source.load(subject_id)))
 
     async def encode(self, clip: AudioClip, fps: float = VIDEO_FPS, lang: str | None = None,
                      subject_id: str | None = None) -> np.ndarray:
-        """Codes [n_frames, 64] for the (multiplexed) subject's head."""
-        head = await self._head(subject_id or serve.get_multiplexed_model_id())
-        return (await asyncio.to_thread(self.service.encode, clip, head, fps, lang)).codes
+        """Codes [n_frames, 64] from the (multiplexed) subject's audio encoder."""
+        audio_encoder = await self._audio_encoder(subject_id or serve.get_multiplexed_model_id())
+        return (await asyncio.to_thread(self.service.encode, clip, audio_encoder, fps, lang)).codes
 
     @grpc_method
     async def Encode(self, request: stages_pb2.EncodeRequest, grpc_context: Any = None) -> stages_pb2.EncodeResponse:

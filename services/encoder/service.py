@@ -1,9 +1,9 @@
 """EncoderService: audio → one 64-d code per video frame.
 
 The content model (the heavy, shared extractor) loads once per process, lazily, and is
-shared by every subject. Subject fusion heads (AudioEncoder modules: dynamic conv path,
-fusion, FCResBlocks, temporal attention) are trained with each subject and arrive from
-its bundle, as a module or as (config dict, state dict); the service never owns them.
+shared by every subject. A subject's own audio encoder (an AudioEncoder module: dynamic
+conv path, fusion, FCResBlocks, temporal attention) is trained with the subject and arrives
+from its bundle; the service never owns it.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ import numpy as np
 import torch
 
 from services.common.audio import to_analysis_rate
-from services.common.errors import InvalidInput
+from services.common.bundle import AUDIO_ENCODER_PREFIX, SubjectBundle
+from services.common.errors import IntegrityError, InvalidInput
+from services.common.text import check_language
 from services.common.types import VIDEO_FPS, AudioClip
 from services.encoder.content import DEFAULT_CONTENT_MODEL, ContentModel
 from services.encoder.features import AudioFeatures, extract_features
 from services.encoder.model import AudioEncoder, EncoderConfig, build_encoder
-
-LANGS = ("en", "zh")
-
 
 @dataclass(frozen=True)
 class EncodedAudio:
@@ -37,28 +36,36 @@ class EncodedAudio:
     duration: float
 
 
-def load_head(config: Mapping[str, Any], state: Mapping[str, torch.Tensor] | None = None,
-              prefix: str = "") -> AudioEncoder:
-    """Rebuild a subject's encoder head from its manifest config and (prefixed) tensors."""
-    head = build_encoder(dict(config))
+def load_audio_encoder(config: Mapping[str, Any], state: Mapping[str, torch.Tensor] | None = None
+                       ) -> AudioEncoder:
+    """Rebuild a subject's audio encoder from its manifest config and state dict."""
+    model = build_encoder(dict(config))
     if state is not None:
-        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         try:
-            head.load_state_dict(own, strict=True)
+            model.load_state_dict(dict(state), strict=True)
         except RuntimeError as exc:  # missing / unexpected keys or wrong shapes
             first = str(exc).strip().splitlines()[1:2] or [str(exc)[:200]]
-            raise InvalidInput(f"encoder head weights do not match its config: {first[0].strip()}") from exc
-    return head.eval()
+            raise InvalidInput(f"audio encoder weights do not match its config: {first[0].strip()}") from exc
+    return model.eval()
 
 
-def random_head(variant: str = "csfm", content_dim: int = 0, seed: int = 0) -> AudioEncoder:
-    """An untrained head (seeded): codes with the right shapes and timing but no learned meaning."""
+def subject_audio_encoder(bundle: SubjectBundle) -> AudioEncoder:
+    """The audio encoder trained with a subject, from its (verified) bundle."""
+    try:
+        config = bundle.manifest["audio_encoder"]["config"]
+    except (KeyError, TypeError) as exc:
+        raise IntegrityError(f"subject {bundle.id!r}: manifest has no audio_encoder config") from exc
+    return load_audio_encoder(config, bundle.tensors("model.safetensors", prefix=AUDIO_ENCODER_PREFIX))
+
+
+def random_audio_encoder(variant: str = "csfm", content_dim: int = 0, seed: int = 0) -> AudioEncoder:
+    """An untrained audio encoder (seeded): codes with the right shapes and timing but no learned meaning."""
     torch.manual_seed(seed)
     return build_encoder(EncoderConfig(variant=variant, content_dim=content_dim)).eval()
 
 
 class EncoderService:
-    """Thread-safe: the content model is read-only after loading; heads run under no_grad."""
+    """Thread-safe: the content model is read-only after loading; subject encoders run under no_grad."""
 
     def __init__(self, content_model: str | Path | None = DEFAULT_CONTENT_MODEL) -> None:
         self._content_path = Path(content_model) if content_model else None
@@ -95,26 +102,27 @@ class EncoderService:
     def features(self, clip: AudioClip, fps: float = VIDEO_FPS, lang: str | None = None,
                  content: bool = True, space: str = "units") -> AudioFeatures:
         """Per-frame windows of a clip at any sample rate (resampled to 16 kHz here)."""
-        if lang is not None and lang not in LANGS:
-            raise InvalidInput(f"unknown language {lang!r}; use one of {', '.join(LANGS)}")
+        if lang is not None:
+            check_language(lang)
         clip16 = to_analysis_rate(clip)
         frames = self.content_model.frames(clip16, lang, space) if content else None
         return extract_features(clip16, fps, content=frames)
 
     @torch.no_grad()
-    def encode(self, clip: AudioClip, head: AudioEncoder, fps: float = VIDEO_FPS,
+    def encode(self, clip: AudioClip, audio_encoder: AudioEncoder, fps: float = VIDEO_FPS,
                lang: str | None = None) -> EncodedAudio:
         """One clip → codes [round(fps·duration), 64]."""
-        head.eval()
-        space = head.config.content_space
-        if head.config.uses_content and head.config.content_dim != self.content_model.dim_for(space):
-            raise InvalidInput(f"the subject's encoder expects {head.config.content_dim}-d content features, "
+        audio_encoder.eval()
+        cfg = audio_encoder.config
+        space = cfg.content_space
+        if cfg.uses_content and cfg.content_dim != self.content_model.dim_for(space):
+            raise InvalidInput(f"the subject's audio encoder expects {cfg.content_dim}-d content features, "
                                f"the loaded content model gives {self.content_model.dim_for(space)} ({space})")
-        feats = self.features(clip, fps, lang, content=head.config.uses_content, space=space)
-        codes = head(feats).float().numpy()
+        feats = self.features(clip, fps, lang, content=cfg.uses_content, space=space)
+        codes = audio_encoder(feats).float().numpy()
         return EncodedAudio(codes, fps, feats.n_frames, clip.duration)
 
-    def encode_batch(self, clips: Sequence[AudioClip], head: AudioEncoder, fps: float = VIDEO_FPS,
+    def encode_batch(self, clips: Sequence[AudioClip], audio_encoder: AudioEncoder, fps: float = VIDEO_FPS,
                      lang: str | None = None) -> list[EncodedAudio]:
-        """Several clips with the same head (codes never leak across clips)."""
-        return [self.encode(c, head, fps, lang) for c in clips]
+        """Several clips with the same audio encoder (codes never leak across clips)."""
+        return [self.encode(c, audio_encoder, fps, lang) for c in clips]

@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -36,24 +35,11 @@ from services.common.subject_source import SubjectSource
 from services.common.types import AudioClip, Speech
 from services.common.wire import MP4_MIME, audio_from_proto, subject_info
 from services.gateway.metrics import GatewayMetrics
-from services.gateway.pipeline import Chunk, Pipeline, SpeakRequest
+from services.gateway.pipeline import Pipeline
+from services.gateway.request import CheckedRequest, Limits, SpeakRequest, check_request
+from services.gateway.sinks import Chunk, FragmentedMp4Sink
+from services.gateway.stages import SubjectInfo
 from services.protos.talkinghead.v1 import avatar_pb2, common_pb2
-
-
-@dataclass
-class Limits:
-    """Per-replica safety limits (Serve config `args.limits`)."""
-
-    max_text_chars: int = 2000          # over → RESOURCE_EXHAUSTED / 429
-    max_audio_seconds: float = 120.0    # over → RESOURCE_EXHAUSTED / 429
-    max_streams: int = 4                # concurrent Speak streams + jobs per replica
-    max_request_seconds: float = 600.0  # server-side deadline per request
-    frames_per_chunk: int = 8
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "Limits":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (d or {}).items() if k in known})
 
 
 def api_keys_from_env() -> set[str]:
@@ -62,66 +48,43 @@ def api_keys_from_env() -> set[str]:
 
 # NB: no `from __future__ import annotations` here: FastAPI must see the real `Request` type.
 
-# ---- the pipeline over deployment handles ---------------------------------------------------
-class _RemoteSubject:
-    """A subject whose encoding and rendering run on the Encoder and Renderer deployments."""
+# ---- the stages as deployment handles ------------------------------------------------------
+class RemoteStages:
+    """The pipeline's `Stages` answered by the Tts, Denoise, Encoder and Renderer deployments
+    (called from worker threads). Each stage replica fetches a subject's bundle once and keeps
+    it (Serve multiplexing); this ingress fetches none."""
 
-    def __init__(self, encoder: Any, renderer: Any, info: dict) -> None:
-        self.id, self.fps, self._size = info["id"], float(info["fps"]), tuple(info["size"])
-        self._encoder = encoder.options(multiplexed_model_id=self.id)
-        self._renderer = renderer.options(multiplexed_model_id=self.id, stream=True)
+    def __init__(self, tts: Any, denoise: Any, encoder: Any, renderer: Any, metrics: GatewayMetrics) -> None:
+        self._tts, self._denoise, self._encoder, self._renderer = tts, denoise, encoder, renderer
+        self._metrics = metrics
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._size  # type: ignore[return-value]
+    def sentences(self, text: str, lang: str, voice: str | None) -> Iterator[Speech]:
+        gen = self._tts.options(stream=True).sentences.remote(text, lang, voice)
+        try:
+            yield from gen  # the TTS replica runs ahead: sentence k+1 is made while k renders
+        finally:
+            gen.cancel()
 
-    def encode(self, clip16k: AudioClip, lang: str) -> np.ndarray:
-        return self._encoder.encode.remote(clip16k, self.fps, lang).result()
+    def enhance(self, clip16k: AudioClip) -> AudioClip:
+        return self._denoise.enhance.remote(clip16k).result()
 
-    def render(self, codes: np.ndarray, static_pose: bool, seed: int, start: int, batch: int
-               ) -> Iterator[np.ndarray]:
-        gen = self._renderer.render.remote(codes, static_pose, seed, start, batch)
+    def subject(self, subject_id: str) -> SubjectInfo:
+        info = self._renderer.options(multiplexed_model_id=subject_id).prepare.remote().result()
+        self._metrics.record_subject(info)
+        return SubjectInfo(info["id"], float(info["fps"]), tuple(info["size"]), info["digest"])
+
+    def encode(self, subject: SubjectInfo, clip16k: AudioClip, lang: str) -> np.ndarray:
+        return self._encoder.options(multiplexed_model_id=subject.id).encode.remote(
+            clip16k, subject.fps, lang).result()
+
+    def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
+               batch: int) -> Iterator[np.ndarray]:
+        gen = self._renderer.options(multiplexed_model_id=subject.id, stream=True).render.remote(
+            codes, static_pose, seed, start, batch)
         try:
             yield from gen
         finally:
             gen.cancel()  # no-op when finished; stops the renderer when we stop early
-
-
-class RemotePipeline(Pipeline):
-    """`Pipeline` with its stage hooks calling deployment handles (used from worker threads)."""
-
-    def __init__(self, tts: Any, denoise: Any, encoder: Any, renderer: Any, metrics: GatewayMetrics) -> None:
-        super().__init__()
-        self._h_tts, self._h_denoise, self._h_encoder, self._h_renderer = tts, denoise, encoder, renderer
-        self._metrics = metrics
-
-    def subject_info(self, subject_id: str) -> dict:
-        info = self._h_renderer.options(multiplexed_model_id=subject_id).prepare.remote().result()
-        self._metrics.record_subject(info)
-        return info
-
-    def open_subject(self, subject_id: str) -> _RemoteSubject:
-        from services.common.bundle import check_subject_id
-
-        check_subject_id(subject_id)
-        return _RemoteSubject(self._h_encoder, self._h_renderer, self.subject_info(subject_id))
-
-    def speech(self, req: SpeakRequest) -> Iterator[tuple[Speech | AudioClip, float]]:
-        if req.text is None:
-            assert req.audio is not None
-            yield req.audio, 0.0
-            return
-        gen = self._h_tts.options(stream=True).sentences.remote(req.text, req.lang, req.voice)
-        try:
-            t0 = time.perf_counter()
-            for s in gen:  # the TTS replica runs ahead: sentence k+1 is made while k renders
-                yield s, time.perf_counter() - t0
-                t0 = time.perf_counter()
-        finally:
-            gen.cancel()
-
-    def enhance(self, clip: AudioClip) -> AudioClip:
-        return self._h_denoise.enhance.remote(clip).result()
 
 
 # ---- async jobs -------------------------------------------------------------------------------
@@ -218,7 +181,7 @@ class Avatar:
         self.limits = Limits.from_dict(limits)
         self.api_keys = set(api_keys) if api_keys else api_keys_from_env()
         self.metrics = GatewayMetrics()
-        self.pipeline = RemotePipeline(tts, denoise, encoder, renderer, self.metrics)
+        self.pipeline = Pipeline(RemoteStages(tts, denoise, encoder, renderer, self.metrics), limits=self.limits)
         self.subjects = SubjectSource(redis_url)
         self.jobs = JobStore(redis_url)
         self._active = 0
@@ -239,23 +202,6 @@ class Avatar:
         value = meta.get("authorization", "")
         self._check_key(value[7:].strip() if value.lower().startswith("bearer ") else value.strip() or None)
 
-    def _request(self, *, text: str | None, audio: AudioClip | None, subject: str, lang: str, voice: str | None,
-                 static_pose: bool, denoise: bool | None, frames_per_chunk: int, seed: int = 0) -> SpeakRequest:
-        if text is not None:
-            if not text.strip():
-                raise InvalidInput("text is empty: give at least one word to say")
-            if len(text) > self.limits.max_text_chars:
-                raise ResourceExhausted(f"text is {len(text)} characters; this server accepts at most "
-                                        f"{self.limits.max_text_chars}")
-        if audio is not None and audio.duration > self.limits.max_audio_seconds:
-            raise ResourceExhausted(f"audio is {audio.duration:.1f} s; this server accepts at most "
-                                    f"{self.limits.max_audio_seconds:g} s")
-        req = SpeakRequest(text=text, audio=audio, subject=subject or "demo", lang=lang or "en", voice=voice or None,
-                           static_pose=static_pose, denoise=denoise,
-                           frames_per_chunk=frames_per_chunk or self.limits.frames_per_chunk, seed=seed)
-        req.validate()
-        return req
-
     @asynccontextmanager
     async def _slot(self):
         with self._lock:
@@ -271,7 +217,7 @@ class Avatar:
                 self._active -= 1
             self.metrics.in_flight.dec()
 
-    async def _chunks(self, req: SpeakRequest, api_name: str) -> AsyncIterator[Chunk]:
+    async def _chunks(self, req: CheckedRequest, api_name: str) -> AsyncIterator[Chunk]:
         """Run the pipeline in a worker thread; chunks arrive here as they exist. Leaving early
         (client gone, deadline) sets the cancel flag: the worker stops at its next frame batch."""
         loop = asyncio.get_running_loop()
@@ -283,16 +229,13 @@ class Avatar:
         def stop() -> bool:
             return cancel.is_set() or time.monotonic() > deadline
 
+        def on_chunk(chunk: Chunk) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
+
         def work() -> None:
             try:
-                gen = self.pipeline.generate(req, cancelled=stop)
-                while True:
-                    try:
-                        chunk = next(gen)
-                    except StopIteration as done:
-                        loop.call_soon_threadsafe(queue.put_nowait, ("done", done.value))
-                        return
-                    loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
+                result = self.pipeline.run(req, FragmentedMp4Sink(on_chunk), cancelled=stop)
+                loop.call_soon_threadsafe(queue.put_nowait, ("done", result))
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
 
@@ -326,11 +269,11 @@ class Avatar:
             audio = audio_from_proto(request.audio, self.limits.max_audio_seconds + 1) if kind == "audio" else None
             if request.fps and request.fps != 25:
                 raise InvalidInput("fps: subjects render at their own rate (25); leave fps at 0")
-            req = self._request(text=request.text if kind != "audio" else None, audio=audio,
-                                subject=request.subject, lang=request.lang, voice=request.voice,
-                                static_pose=request.static_pose,
-                                denoise=request.denoise if request.HasField("denoise") else None,
-                                frames_per_chunk=request.frames_per_chunk)
+            req = check_request(SpeakRequest(text=request.text if kind != "audio" else None, audio=audio,
+                                             subject=request.subject, lang=request.lang, voice=request.voice or None,
+                                             static_pose=request.static_pose,
+                                             denoise=request.denoise if request.HasField("denoise") else None,
+                                             frames_per_chunk=request.frames_per_chunk), self.limits)
             # aclosing: when the stream is closed at a `yield`, stop the render now, not when
             # the abandoned inner generator happens to be garbage-collected
             async with self._slot(), aclosing(self._chunks(req, "grpc")) as chunks:
@@ -422,7 +365,7 @@ class Avatar:
         value = request.headers.get("authorization", "")
         self._check_key(value[7:].strip() if value.lower().startswith("bearer ") else None)
 
-    async def _http_speak_request(self, request: Request) -> tuple[SpeakRequest, dict]:
+    async def _http_speak_request(self, request: Request) -> tuple[CheckedRequest, dict]:
         try:
             body = await request.json()
         except ValueError as exc:
@@ -441,13 +384,14 @@ class Avatar:
         text = body.get("text")
         if text is not None and not isinstance(text, str):
             raise InvalidInput("text must be a string")
-        req = self._request(text=text, audio=audio, subject=str(body.get("subject") or "demo"),
-                            lang=str(body.get("lang") or "en"), voice=body.get("voice"),
-                            static_pose=bool(body.get("static_pose", False)), denoise=body.get("denoise"),
-                            frames_per_chunk=int(body.get("frames_per_chunk") or 0), seed=int(body.get("seed") or 0))
+        req = check_request(SpeakRequest(text=text, audio=audio, subject=str(body.get("subject") or "demo"),
+                                         lang=str(body.get("lang") or "en"), voice=body.get("voice") or None,
+                                         static_pose=bool(body.get("static_pose", False)), denoise=body.get("denoise"),
+                                         frames_per_chunk=int(body.get("frames_per_chunk") or 0),
+                                         seed=int(body.get("seed") or 0)), self.limits)
         return req, body
 
-    async def _render_all(self, req: SpeakRequest, api_name: str) -> tuple[bytes, dict]:
+    async def _render_all(self, req: CheckedRequest, api_name: str) -> tuple[bytes, dict]:
         parts: list[bytes] = []
         last: Chunk | None = None
         async with self._slot(), aclosing(self._chunks(req, api_name)) as chunks:
@@ -482,7 +426,7 @@ class Avatar:
         finally:
             self._count("http", "POST /v1/videos", exc)
 
-    async def _job(self, job_id: str, req: SpeakRequest, webhook: str | None) -> None:
+    async def _job(self, job_id: str, req: CheckedRequest, webhook: str | None) -> None:
         status: dict[str, Any] = {"id": job_id, "status": "running"}
         try:
             await asyncio.to_thread(self.jobs.put, job_id, status)
@@ -551,6 +495,7 @@ def build_app(args: dict | None = None) -> Any:
     args = dict(args or {})
     redis_url = args.get("redis_url")
     limits = dict(args.get("limits") or {})
+    frames_per_batch = Limits.from_dict(limits).frames_per_chunk  # a bad config fails here, before deploying
     return Avatar.bind(TtsDeployment.bind(), DenoiseDeployment.bind(), EncoderDeployment.bind(redis_url),
-                       RendererDeployment.bind(redis_url, args.get("device"), int(limits.get("frames_per_chunk", 8))),
+                       RendererDeployment.bind(redis_url, args.get("device"), frames_per_batch),
                        redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits)

@@ -99,16 +99,18 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 def _say(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from services.gateway.pipeline import Pipeline, SpeakRequest
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest, check_request
+    from services.gateway.sinks import Mp4FileSink
 
     t0 = time.perf_counter()
     bar = tqdm(desc="rendering", unit="frame", disable=not sys.stderr.isatty())
-    req = SpeakRequest(text=args.text, subject=args.subject, lang=args.lang, voice=args.voice,
-                       static_pose=args.static_pose, denoise=args.denoise or None, seed=args.seed)
+    req = check_request(SpeakRequest(text=args.text, subject=args.subject, lang=args.lang, voice=args.voice,
+                                     static_pose=args.static_pose, denoise=args.denoise or None, seed=args.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".part.mp4")
     try:
-        result = Pipeline().stream(req, out_path=tmp, progress=lambda n, total: bar.update(n))
+        result = Pipeline().run(req, Mp4FileSink(tmp), progress=lambda n, total: bar.update(n))
         tmp.replace(args.out)
     finally:
         bar.close()

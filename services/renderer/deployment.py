@@ -46,11 +46,11 @@ class RendererDeployment:
 
     @serve.multiplexed(max_num_models_per_replica=MAX_SUBJECTS)
     async def _load(self, subject_id: str) -> Any:
-        from services.renderer.service import SubjectRenderer
+        from services.renderer.service import open_renderer
 
         t0 = time.perf_counter()
         try:
-            loaded = await asyncio.to_thread(lambda: SubjectRenderer(self.source.load(subject_id), self.device))
+            loaded = await asyncio.to_thread(lambda: open_renderer(self.source.load(subject_id), self.device))
         except BaseException:
             self.stats_["load_failures"] += 1
             raise
@@ -59,7 +59,7 @@ class RendererDeployment:
         return loaded
 
     async def _subject(self, subject_id: str | None = None) -> tuple[Any, bool]:
-        """(SubjectRenderer, was it already loaded here)."""
+        """(the subject's renderer, was it already loaded here)."""
         sid = subject_id or serve.get_multiplexed_model_id()
         self.stats_["requests"] += 1
         before = self.stats_["loads"] + self.stats_["load_failures"]

@@ -1,31 +1,30 @@
-"""RendererService: subject bundles → loaded models (LRU) → frames for per-frame audio codes."""
+"""Subject bundles → loaded renderers → frames for per-frame audio codes.
+
+`open_renderer` reads the manifest's `kind` and builds the renderer of that kind; a new kind
+(a Gaussian-splatting head, a photo-based head) is one entry in `RENDERER_KINDS` and a class
+with the `FrameRenderer` shape (services.common.types). The bundle's audio encoder is not
+the renderer's business: services.encoder.service loads it.
+"""
 
 from __future__ import annotations
 
+import importlib
 import io
-import threading
-from collections import OrderedDict
-from collections.abc import Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from services.common.bundle import SubjectBundle
+from services.common.bundle import RENDERER_PREFIX, SubjectBundle
 from services.common.errors import IntegrityError, InvalidInput, RateMismatch
+from services.common.types import FrameRenderer
 from services.renderer.head_field import HeadCond, HeadFieldConfig
 from services.renderer.motion import natural_blinks, replay_poses
 from services.renderer.rays import Intrinsics
 from services.renderer.renderer import TalkingHeadModel
 from services.renderer.torso_field import TorsoFieldConfig
 from services.renderer.volume import RenderConfig
-
-WEIGHTS_PREFIX = "renderer."
-
-
-class BundleSource(Protocol):
-    def load(self, subject_id: str) -> SubjectBundle: ...
-
 
 def _dataclass_from(cls: type, data: dict[str, Any]) -> Any:
     fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
@@ -44,7 +43,8 @@ def model_from_manifest(manifest: dict[str, Any]) -> TalkingHeadModel:
 
 
 class SubjectRenderer:
-    """One subject ready to render: model (inference mode), intrinsics, tracks, background."""
+    """The "triplane-nerf" kind: one subject ready to render (tri-plane hash-grid NeRF head and
+    torso in inference mode, intrinsics, pose/blink tracks, background)."""
 
     def __init__(self, bundle: SubjectBundle, device: str | torch.device = "cpu") -> None:
         from PIL import Image
@@ -59,14 +59,11 @@ class SubjectRenderer:
         k = m["intrinsics"]
         self.intrinsics = Intrinsics(k["fx"], k["fy"], k["cx"], k["cy"], h, w)
         model = model_from_manifest(m)
-        weights = bundle.tensors("model.safetensors")
-        own = {key[len(WEIGHTS_PREFIX):]: v for key, v in weights.items() if key.startswith(WEIGHTS_PREFIX)}
         try:
-            model.load_state_dict(own, strict=True)
+            model.load_state_dict(bundle.tensors("model.safetensors", prefix=RENDERER_PREFIX), strict=True)
         except RuntimeError as exc:
             raise IntegrityError(f"subject {self.id!r}: renderer weights do not match the manifest") from exc
         self.model = model.to(self.device).eval()
-        self.encoder_weights = {key: v for key, v in weights.items() if not key.startswith(WEIGHTS_PREFIX)}
         tracks = bundle.tensors("tracks.safetensors")
         self.pose_track = tracks["poses"].numpy()
         self.blink_track = tracks["blink"].numpy()
@@ -110,28 +107,24 @@ class SubjectRenderer:
             yield (out["image"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
-class RendererService:
-    """Keeps an LRU of loaded subjects (a replica's working set); thread-safe."""
+#: Renderer kinds this build reads: manifest `kind` → "module:class" (imported on first use)
+#: or the class itself.
+RENDERER_KINDS: dict[str, str | Callable[..., FrameRenderer]] = {
+    "triplane-nerf": "services.renderer.service:SubjectRenderer",
+}
 
-    def __init__(self, source: BundleSource, device: str | None = None, cache_size: int = 4) -> None:
-        self.source = source
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, SubjectRenderer] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
-    def subject(self, subject_id: str) -> SubjectRenderer:
-        with self._lock:
-            if subject_id in self._cache:
-                self._cache.move_to_end(subject_id)
-                self.hits += 1
-                return self._cache[subject_id]
-            self.misses += 1
-        loaded = SubjectRenderer(self.source.load(subject_id), self.device)
-        with self._lock:
-            self._cache[subject_id] = loaded
-            self._cache.move_to_end(subject_id)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return loaded
+def renderer_class(kind: str) -> Callable[[SubjectBundle, str | torch.device], FrameRenderer]:
+    if kind not in RENDERER_KINDS:
+        raise IntegrityError(f"renderer kind {kind!r} is not supported by this build "
+                             f"(it reads: {', '.join(RENDERER_KINDS)})")
+    entry = RENDERER_KINDS[kind]
+    if not isinstance(entry, str):
+        return entry
+    module, name = entry.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def open_renderer(bundle: SubjectBundle, device: str | torch.device = "cpu") -> FrameRenderer:
+    """A renderer of the bundle's kind, loaded on `device`."""
+    return renderer_class(bundle.kind)(bundle, device)

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from services.common.errors import NotFound
 from services.common.types import Speech, join_speech
 from services.tts.backend import SynthesisOptions, TtsBackend
-from services.tts.text import split_sentences, validate_text
+from services.common.text import check_text
+from services.tts.text import split_sentences
 
 
 def _piper() -> TtsBackend:
@@ -46,7 +47,7 @@ class TtsService:
     def sentences(self, text: str, lang: str = "en", voice: str | None = None,
                   options: SynthesisOptions | None = None) -> Iterator[Speech]:
         """Validate everything first, then yield one Speech per sentence as it is made."""
-        norm = validate_text(text, lang)
+        norm = check_text(text, lang)
         backend = self.backend(lang, voice)
         opts = options or SynthesisOptions()
         parts = split_sentences(norm)

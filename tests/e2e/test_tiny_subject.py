@@ -42,11 +42,13 @@ def test_training_raises_psnr_and_writes_curve(tiny):
 
 
 def test_say_on_tiny_subject_gives_synced_mp4(tiny, tmp_path):
-    from services.gateway.pipeline import Pipeline, SpeakRequest
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.gateway.sinks import Mp4FileSink
 
     _, store, _ = tiny
     out = tmp_path / "a.mp4"
-    res = Pipeline(subjects=store).stream(SpeakRequest(text="Hi there. Thanks!", subject="tiny"), out_path=out)
+    res = Pipeline(subjects=store).run(SpeakRequest(text="Hi there. Thanks!", subject="tiny"), Mp4FileSink(out))
     info = probe_mp4(out)
     assert info.n_frames == res.frames and info.fps == pytest.approx(25)
     assert (info.width, info.height) == (32, 32)
@@ -55,12 +57,14 @@ def test_say_on_tiny_subject_gives_synced_mp4(tiny, tmp_path):
 
 
 def test_streaming_chunks_form_one_mp4(tiny):
-    from services.gateway.pipeline import Pipeline, SpeakRequest
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.gateway.sinks import FragmentedMp4Sink
 
     _, store, _ = tiny
     chunks = []
-    res = Pipeline(subjects=store).stream(SpeakRequest(text="Good morning.", subject="tiny", frames_per_chunk=5),
-                                          sink=chunks.append)
+    res = Pipeline(subjects=store).run(SpeakRequest(text="Good morning.", subject="tiny", frames_per_chunk=5),
+                                       FragmentedMp4Sink(chunks.append))
     assert chunks[0].is_init and chunks[-1].is_last and len(chunks) >= 3
     info = probe_mp4(b"".join(c.data for c in chunks))
     assert info.n_frames == res.frames
@@ -69,13 +73,15 @@ def test_streaming_chunks_form_one_mp4(tiny):
 
 def test_unknown_subject_and_empty_text(tiny):
     from services.common.errors import InvalidInput, NotFound
-    from services.gateway.pipeline import Pipeline, SpeakRequest
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.gateway.sinks import FragmentedMp4Sink
 
     _, store, _ = tiny
     with pytest.raises(NotFound):
-        Pipeline(subjects=store).stream(SpeakRequest(text="hi", subject="nobody"), sink=lambda c: None)
+        Pipeline(subjects=store).run(SpeakRequest(text="hi", subject="nobody"), FragmentedMp4Sink(lambda c: None))
     with pytest.raises(InvalidInput):
-        Pipeline(subjects=store).stream(SpeakRequest(text="  ", subject="tiny"), sink=lambda c: None)
+        Pipeline(subjects=store).run(SpeakRequest(text="  ", subject="tiny"), FragmentedMp4Sink(lambda c: None))
 
 
 def test_rendered_frames_are_deterministic(tiny):
@@ -94,7 +100,9 @@ def test_csfm_subject_trains_on_content_features_and_speaks(tiny, tmp_path):
     """The full encoder: content posteriors of the bundled model at training and at inference."""
     from services.encoder.content import DEFAULT_CONTENT_MODEL, ContentModel
     from services.gateway import subject_training as st
-    from services.gateway.pipeline import Pipeline, SpeakRequest
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.gateway.sinks import Mp4FileSink
 
     root, _, _ = tiny
     recipe = st.PRESETS["tiny"]
@@ -108,8 +116,8 @@ def test_csfm_subject_trains_on_content_features_and_speaks(tiny, tmp_path):
     assert cfg["variant"] == "csfm" and cfg["content_dim"] == ContentModel.load(DEFAULT_CONTENT_MODEL).dim
     store = LocalSubjectStore(tmp_path / "subjects", bundled=None)
     store.save(bundle)
-    res = Pipeline(subjects=store).stream(SpeakRequest(text="好的，谢谢。", subject="tiny-csfm", lang="zh"),
-                                          out_path=tmp_path / "zh.mp4")
+    res = Pipeline(subjects=store).run(SpeakRequest(text="好的，谢谢。", subject="tiny-csfm", lang="zh"),
+                                       Mp4FileSink(tmp_path / "zh.mp4"))
     assert probe_mp4(tmp_path / "zh.mp4").n_frames == res.frames > 10
 
 

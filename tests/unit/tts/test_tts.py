@@ -3,7 +3,8 @@ import pytest
 
 from services.common.errors import InvalidInput, NotFound
 from services.tts.pinyin_phonemes import text_to_syllables
-from services.tts.text import MAX_TEXT_CHARS, split_sentences, validate_text
+from services.common.text import MAX_TEXT_CHARS, check_text
+from services.tts.text import split_sentences
 from services.tts.timings import symbols_to_timings
 
 VOWELS = set("aeiouɑɔəɛɪʊʌæɚɜ")
@@ -83,7 +84,7 @@ def test_split_sentences():
         "Hello!", "How can I help you today?", "It costs 3.5 dollars."]
     assert split_sentences("Mr. Smith went home. Bye") == ["Mr. Smith went home.", "Bye"]
     assert split_sentences("你好，欢迎光临。我们走吧！") == ["你好，欢迎光临。", "我们走吧！"]
-    assert validate_text("  a\tb  ", "en") == "a b"
+    assert check_text("  a\tb  ", "en") == "a b"
 
 
 def test_pinyin_polyphones_follow_context():
