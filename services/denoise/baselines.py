@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.common.audio import resample
+from services.common.extras import optional_import
 
 RNNOISE_RATE = 48_000
 #: RNNoise's algorithmic delay (one 10 ms frame of output latency + 10 ms window lookahead).
@@ -16,8 +17,7 @@ class RnnoiseStream:
     """Frame-by-frame RNNoise at 48 kHz on int16-scaled floats; keeps its own state."""
 
     def __init__(self) -> None:
-        from pyrnnoise import rnnoise
-
+        rnnoise = optional_import("pyrnnoise.rnnoise", "baselines")
         self._lib = rnnoise
         self._state = rnnoise.create()
         self.frame = rnnoise.FRAME_SIZE
@@ -57,8 +57,7 @@ def rnnoise(samples: np.ndarray, sample_rate: int, compensate_delay: bool = True
 
 def spectral_gating(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """noisereduce's non-stationary spectral gating (no noise clip needed)."""
-    import noisereduce
-
+    noisereduce = optional_import("noisereduce", "baselines")
     y = noisereduce.reduce_noise(y=samples.astype(np.float32), sr=sample_rate, stationary=False,
                                  n_jobs=1)
     return np.clip(y.astype(np.float32), -1.0, 1.0)

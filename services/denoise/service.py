@@ -1,7 +1,8 @@
 """DenoiseService: speech enhancement for any sample rate, whole files or streams.
 
 Models: ``zipenhancer`` (paper size, ≈2 M parameters), ``zipenhancer-small`` (CPU real
-time; the default), ``rnnoise`` (pyrnnoise) and ``spectral`` (noisereduce gating).
+time; the default), ``rnnoise`` (pyrnnoise) and ``spectral`` (noisereduce gating), the
+last two from the ``baselines`` extra.
 
 Audio is resampled to 16 kHz, enhanced in overlapping windows (a core of
 ``chunk_seconds`` plus ``context_seconds`` on each side, whose output is discarded), and

@@ -2,8 +2,8 @@
 
 All take (reference, estimate) as equally long mono float arrays at one sample rate.
 SI-SDR, SNRseg, MCD and WSS are implemented here (numpy); STOI comes from pystoi and
-PESQ (ITU-T P.862.2 wide band, 16 kHz) from pesq. SNRseg and WSS follow the
-definitions used by Loizou's toolbox / pysepm (30 ms frames, 75 % overlap).
+PESQ (ITU-T P.862.2 wide band, 16 kHz) from pesq, both in the `eval` extra. SNRseg and
+WSS follow the definitions used by Loizou's toolbox / pysepm (30 ms frames, 75 % overlap).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 from scipy.fft import dct
 
 from services.common.audio import resample
+from services.common.extras import optional_import
 
 _EPS = np.finfo(np.float64).eps
 
@@ -52,21 +53,19 @@ def seg_snr(ref: np.ndarray, est: np.ndarray, sample_rate: int, frame_s: float =
 
 
 def stoi(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
-    from pystoi import stoi as _stoi
-
+    pystoi = optional_import("pystoi", "eval")
     ref, est = _pair(ref, est)
-    return float(_stoi(ref, est, sample_rate, extended=False))
+    return float(pystoi.stoi(ref, est, sample_rate, extended=False))
 
 
 def pesq_wb(ref: np.ndarray, est: np.ndarray, sample_rate: int) -> float:
     """Wide-band PESQ (MOS-LQO, 1.04…4.64); audio is resampled to 16 kHz first."""
-    from pesq import pesq as _pesq
-
+    pesq = optional_import("pesq", "eval")
     ref, est = _pair(ref, est)
     if sample_rate != 16000:
         ref = resample(ref, sample_rate, 16000).astype(np.float64)
         est = resample(est, sample_rate, 16000).astype(np.float64)
-    return float(_pesq(16000, ref, est, "wb"))
+    return float(pesq.pesq(16000, ref, est, "wb"))
 
 
 def _mel_matrix(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:

@@ -32,13 +32,13 @@ def load_module(name: str, path: Path | None = None):
     return sys.modules[key]
 
 
-kustomize_lite = load_module("kustomize_lite")
 render_manifests = load_module("render_manifests")
 
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    return {o: kustomize_lite.build(DEPLOY / "k8s" / "overlays" / o) for o in OVERLAYS}
+    """Both overlays as `kubectl kustomize` renders them (what `kubectl apply -k` applies)."""
+    return {o: render_manifests.render(o) for o in OVERLAYS}
 
 
 def find(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:

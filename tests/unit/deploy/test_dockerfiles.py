@@ -56,7 +56,7 @@ def test_images_follow_the_rules():
         users = [ln.split()[1] for ln in last.splitlines() if ln.startswith("USER ")]
         assert users and not users[-1].startswith(("0", "root")), name
         assert "HEALTHCHECK" in last and "/-/healthz" in last, name
-        assert "pip install ." in text, f"{name}: installs the package from the repo"
+        assert 'pip install "./[baselines]"' in text, f"{name}: installs the package (and its baselines) from the repo"
         ignore = (DOCKER / f"{name}.dockerignore").read_text().split()
         assert ignore[ignore.index("*") + 1:].count("!services/") == 1
     assert "download.pytorch.org/whl/cpu" in (DOCKER / "Dockerfile.cpu").read_text()

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 # k8s_checks.py, registered under this name by conftest.py
-from _talking_head_deploy_k8s_checks import (DEPLOY, OVERLAYS, REPO, check_policy, find, kustomize_lite, pod_templates,
-                      render_manifests, validate_core, validate_crd,
+from _talking_head_deploy_k8s_checks import (DEPLOY, OVERLAYS, REPO, check_policy, find, pod_templates,
+                                              render_manifests, validate_core, validate_crd,
                                               validate_serve_config)
 
 CORE_KINDS = {"Secret", "Service", "StatefulSet", "Job", "PodDisruptionBudget"}
@@ -279,20 +279,17 @@ def test_rejects_monitor_without_endpoints(rendered):
         validate_monitor(pm)
 
 
-def test_kustomize_renderer_is_strict(tmp_path):
+def test_kustomize_failures_are_errors(tmp_path):
     (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n")
     (tmp_path / "p.yaml").write_text("- {op: test, path: /data/k, value: other}\n")
     (tmp_path / "kustomization.yaml").write_text(
         "resources: [cm.yaml]\npatches:\n  - path: p.yaml\n    target: {kind: ConfigMap, name: a}\n")
-    with pytest.raises(kustomize_lite.KustomizeError, match="test failed"):
-        kustomize_lite.build(tmp_path)
-    (tmp_path / "kustomization.yaml").write_text("resources: [cm.yaml]\nnamePrefix: x-\n")
-    with pytest.raises(kustomize_lite.KustomizeError, match="unsupported fields"):
-        kustomize_lite.build(tmp_path)
+    with pytest.raises(ValueError, match="test failed"):
+        render_manifests.kustomize(tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
         "resources: [cm.yaml]\npatches:\n  - patch: |\n      apiVersion: v1\n      kind: ConfigMap\n"
         "      metadata: {name: a}\n      data: {k: w, j: null}\n")
-    (obj,) = kustomize_lite.build(tmp_path)
+    (obj,) = render_manifests.kustomize(tmp_path)
     assert obj["data"] == {"k": "w"}
 
 
