@@ -40,12 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}  # command groups later areas extend
     for name in _AREA_CLIS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):  # that area (or its CLI) is not built yet
-                continue
-            raise
+        module = importlib.import_module(name)
         if getattr(module, "EXTENDS", None):
             added = module.register(sub, groups)
         else:

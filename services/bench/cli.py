@@ -7,7 +7,7 @@ import importlib
 import json
 from pathlib import Path
 
-STAGES = ("tts", "denoise", "encoder", "render", "say", "serve")
+STAGES = ("tts", "denoise", "encoder", "render")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,14 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from services.common.errors import NotFound
-
-    try:
-        module = importlib.import_module(f"services.bench.{args.stage}")
-    except ModuleNotFoundError as exc:
-        if exc.name and f"services.bench.{args.stage}".startswith(exc.name):
-            raise NotFound(f"no benchmark for stage {args.stage!r} in this build") from exc
-        raise
+    module = importlib.import_module(f"services.bench.{args.stage}")
     result = module.run(json_path=None, quick=args.quick)
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.json:

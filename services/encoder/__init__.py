@@ -24,8 +24,8 @@ API for the renderer's trainer (dynamic path, trained jointly with the NeRF)
 - `enc.context_frames` = neighbours on each side a code depends on (4 for "dynamic":
   temporal attention over ±4 frames).
 
-Content path and fusion (issue 5)
----------------------------------
+Content path and fusion
+-----------------------
     from services.encoder.content import ContentModel
     cm = ContentModel.load(local_dir)                 # any transformers CTC / wav2vec2 / HuBERT dir
     frames = cm.frames(clip16k, lang="zh")            # ContentFrames [T, C] at 50 Hz (pinyin-reduced
