@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -62,6 +63,22 @@ class Speech:
     sentence: int = 0
     #: Optional coarser units (e.g. pinyin syllables) with the same timing contract.
     syllables: list[PhonemeTiming] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """Per-request TTS knobs; None keeps the voice's own default."""
+
+    length_scale: float | None = None  # > 1 speaks slower
+    noise_scale: float | None = None   # generator noise (prosody variation)
+    noise_w_scale: float | None = None  # phoneme-duration noise
+
+
+class SpeechSource(Protocol):
+    """Speaks text in a language: what offline data makers are handed instead of importing
+    the TTS service (whose `TtsService.synthesize` is one)."""
+
+    def __call__(self, text: str, lang: str, *, options: SynthesisOptions | None = None) -> Speech: ...
 
 
 def join_speech(parts: list[Speech]) -> Speech:
