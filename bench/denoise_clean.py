@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/denoise_clean.py [STEM ...]   (default: the bundled small model)
 
-Needs the speech cache (`python -m services.denoise.data`).
+Needs the speech cache (`python -m services.training.denoise_cache`).
 """
 
 from __future__ import annotations

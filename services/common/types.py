@@ -66,6 +66,22 @@ class Speech:
     syllables: list[PhonemeTiming] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """Per-request TTS knobs; None keeps the voice's own default."""
+
+    length_scale: float | None = None  # > 1 speaks slower
+    noise_scale: float | None = None   # generator noise (prosody variation)
+    noise_w_scale: float | None = None  # phoneme-duration noise
+
+
+class SpeechSource(Protocol):
+    """Speaks text in a language: what offline data makers are handed instead of importing
+    the TTS service (whose `TtsService.synthesize` is one)."""
+
+    def __call__(self, text: str, lang: str, *, options: SynthesisOptions | None = None) -> Speech: ...
+
+
 def join_speech(parts: list[Speech]) -> Speech:
     """Concatenate speeches of one sample rate end to end, shifting every timing so they
     stay contiguous. The result's lang is the parts' common language, or "mixed"."""

@@ -1,8 +1,9 @@
 """Training and evaluation data: a cache of clean TTS speech, and noisy mixtures made from it.
 
 Clean speech comes from the project's own TTS (English and Mandarin, many speeds and
-noise scales), synthesised once into a git-ignored cache directory so that training
-epochs never re-synthesise. Mixtures are made on the fly: a random crop of clean speech,
+noise scales), handed in as a speech source and synthesised once into a git-ignored cache
+directory (`python -m services.training.denoise_cache`) so that training epochs never
+re-synthesise. Mixtures are made on the fly: a random crop of clean speech,
 an optional synthetic room, and one or two generated noises at a random SNR.
 
 Cache layout: ``<dir>/<split>/speech.npy`` (int16, all utterances end to end at 16 kHz)
@@ -11,16 +12,14 @@ and ``<dir>/<split>/index.json`` (offsets, texts, languages, synthesis options).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
 
-from services.common.types import ANALYSIS_SAMPLE_RATE
+from services.common.types import ANALYSIS_SAMPLE_RATE, SpeechSource, SynthesisOptions
 from services.denoise import noise as noise_gen
 
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / "cache" / "denoise"
@@ -33,17 +32,14 @@ def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     return resample_poly(samples, ANALYSIS_SAMPLE_RATE // g, rate // g).astype(np.float32)
 
 
-def build_clean_cache(out_dir: Path, split: str, n_en: int, n_zh: int, seed: int = 0,
+def build_clean_cache(speak: SpeechSource, out_dir: Path, split: str, n_en: int, n_zh: int, seed: int = 0,
                       progress: bool = True) -> Path:
-    """Synthesise n_en English + n_zh Mandarin sentences of `split` into out_dir/split."""
+    """Have `speak` say n_en English + n_zh Mandarin sentences of `split` into out_dir/split."""
     from tqdm import tqdm
 
     from services.common.sentences import random_sentences
-    from services.tts.backend import SynthesisOptions
-    from services.tts.service import TtsService
 
     rng = np.random.default_rng(seed)
-    tts = TtsService()
     jobs = [(t, "en") for t in random_sentences(n_en, "en", seed=seed, split=split)]
     jobs += [(t, "zh") for t in random_sentences(n_zh, "zh", seed=seed, split=split)]
     rng.shuffle(jobs)
@@ -52,7 +48,7 @@ def build_clean_cache(out_dir: Path, split: str, n_en: int, n_zh: int, seed: int
         opts = SynthesisOptions(length_scale=float(rng.uniform(0.75, 1.35)),
                                 noise_scale=float(rng.uniform(0.3, 1.0)),
                                 noise_w_scale=float(rng.uniform(0.4, 1.1)))
-        speech = tts.synthesize(text, lang, options=opts)
+        speech = speak(text, lang, options=opts)
         wav = _to_16k(speech.audio.samples, speech.audio.sample_rate)
         wav = wav / max(1e-6, float(np.abs(wav).max())) * 0.9
         pcm = np.round(wav * 32767).astype(np.int16)
@@ -137,24 +133,3 @@ def make_mixture(cache: SpeechCache, rng: np.random.Generator, cfg: MixtureConfi
     if peak > 0.99:  # keep the pair in [-1, 1] by scaling both
         noisy, target = noisy / peak * 0.99, target / peak * 0.99
     return noisy.astype(np.float32), target.astype(np.float32)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Synthesise the clean TTS speech cache for denoiser training.")
-    p.add_argument("--out", type=Path, default=DEFAULT_CACHE)
-    p.add_argument("--split", choices=["train", "heldout"], default="train")
-    p.add_argument("--en", type=int, default=400)
-    p.add_argument("--zh", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    dest = build_clean_cache(a.out, a.split, a.en, a.zh, a.seed)
-    print(f"wrote {dest}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     a.run = a.run or f"runs/denoise/{a.size}"
     os.environ.setdefault("OMP_NUM_THREADS", str(a.threads))
     if not (Path(a.cache) / "train" / "index.json").exists():
-        raise SystemExit(f"no speech cache at {a.cache}: run python -m services.denoise.data first")
+        raise SystemExit(f"no speech cache at {a.cache}: run python -m services.training.denoise_cache first")
     train(a)
     return 0
 

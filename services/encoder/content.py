@@ -28,7 +28,7 @@ from services.encoder.phone_space import SPACES, PhoneSpace
 from services.encoder.pinyin import PinyinReducer, is_character_vocab
 from services.encoder.units import language_units
 
-#: The bundled content model (trained by services.encoder.train_content).
+#: The bundled content model (trained by services.training.content_model).
 DEFAULT_CONTENT_MODEL = Path(__file__).parent / "weights" / "content_ctc"
 
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from services.common.pinyin_phones import unit_phonemes
 from services.encoder.units import BLANK
-from services.tts.pinyin_phonemes import unit_phonemes
 
 SPACES = ("units", "phones")
 

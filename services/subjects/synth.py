@@ -12,7 +12,7 @@ from tqdm import tqdm
 from services.common.audio import resample
 from services.common.errors import InvalidInput
 from services.common.sentences import random_sentences
-from services.common.types import ANALYSIS_SAMPLE_RATE, VIDEO_FPS, AudioClip, Speech, join_speech
+from services.common.types import ANALYSIS_SAMPLE_RATE, VIDEO_FPS, AudioClip, Speech, SpeechSource, join_speech
 from services.subjects.layout import DatasetWriter
 from services.subjects.oracle import OracleSubject
 from services.common.paths import datasets_dir
@@ -29,15 +29,12 @@ class SynthConfig:
     video: bool = True
 
 
-def training_speech(minutes: float, seed: int = 0, zh_fraction: float = 0.2, progress: bool = True
-                    ) -> tuple[Speech, list[dict]]:
-    """Random training-split sentences spoken by the TTS until `minutes` of audio exist,
+def training_speech(speak: SpeechSource, minutes: float, seed: int = 0, zh_fraction: float = 0.2,
+                    progress: bool = True) -> tuple[Speech, list[dict]]:
+    """Random training-split sentences spoken by `speak` until `minutes` of audio exist,
     joined into one Speech (native rate); also returns each sentence's text, lang and span."""
-    from services.tts.service import TtsService
-
     if minutes <= 0:
         raise InvalidInput(f"--minutes must be positive, got {minutes}")
-    tts = TtsService()
     rng = random.Random(f"synth:{seed}")
     pools = {lang: iter(random_sentences(2000, lang=lang, seed=seed, split="train")) for lang in ("en", "zh")}
     target = minutes * 60.0
@@ -48,7 +45,7 @@ def training_speech(minutes: float, seed: int = 0, zh_fraction: float = 0.2, pro
     while total < target:
         lang = "zh" if rng.random() < zh_fraction else "en"
         text = next(pools[lang])
-        speech = tts.synthesize(text, lang=lang)
+        speech = speak(text, lang)
         info.append({"text": text, "lang": lang, "start": total, "end": total + speech.audio.duration})
         parts.append(speech)
         total += speech.audio.duration
@@ -87,8 +84,9 @@ def write_oracle_dataset(root: str | Path, speech: Speech, oracle: OracleSubject
 
 
 def synth(name: str, config: SynthConfig = SynthConfig(), out: str | Path | None = None, force: bool = False,
-          progress: bool = True) -> Path:
-    """The `subject synth NAME` job: TTS random sentences → oracle frames → dataset directory."""
+          progress: bool = True, *, speak: SpeechSource) -> Path:
+    """The `subject synth NAME` job: random sentences spoken by `speak` (the TTS) → oracle
+    frames → dataset directory."""
     if not name or "/" in name or name.startswith("."):
         raise InvalidInput(f"invalid dataset name {name!r}")
     if config.fps <= 0 or not 0.0 <= config.zh_fraction <= 1.0:
@@ -97,5 +95,5 @@ def synth(name: str, config: SynthConfig = SynthConfig(), out: str | Path | None
     if root.exists() and not force:
         raise InvalidInput(f"{root} already exists (use --force to replace it)")
     oracle = OracleSubject(config.size, config.seed)
-    speech, sentences = training_speech(config.minutes, config.seed, config.zh_fraction, progress)
+    speech, sentences = training_speech(speak, config.minutes, config.seed, config.zh_fraction, progress)
     return write_oracle_dataset(root, speech, oracle, config.fps, sentences, force, config.video, progress)

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from services.common.types import Speech
-
-
-@dataclass(frozen=True)
-class SynthesisOptions:
-    """Per-request knobs; None keeps the voice's own default."""
-
-    length_scale: float | None = None  # > 1 speaks slower
-    noise_scale: float | None = None   # generator noise (prosody variation)
-    noise_w_scale: float | None = None  # phoneme-duration noise
+from services.common.types import Speech, SynthesisOptions
 
 
 class TtsBackend(Protocol):

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from services.common.audio import save_wav
-    from services.tts.backend import SynthesisOptions
+    from services.common.types import SynthesisOptions
     from services.tts.service import TtsService
 
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from services.protos.talkinghead.v1 import stages_pb2
 
 
 def _options(length_scale: float) -> Any:
-    from services.tts.backend import SynthesisOptions
+    from services.common.types import SynthesisOptions
 
     return SynthesisOptions(length_scale=length_scale) if length_scale else None
 

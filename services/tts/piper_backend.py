@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from services.common.errors import InvalidInput, NotFound
-from services.common.types import AudioClip, PhonemeTiming, Speech
-from services.tts.backend import SynthesisOptions
-from services.tts.pinyin_phonemes import PinyinSyllable, text_to_syllables
+from services.common.pinyin_phones import PinyinSyllable
+from services.common.types import AudioClip, PhonemeTiming, Speech, SynthesisOptions
+from services.tts.pinyin_phonemes import text_to_syllables
 from services.tts.timings import SILENCE, symbols_to_timings
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from services.common.errors import NotFound
-from services.common.types import Speech, join_speech
-from services.tts.backend import SynthesisOptions, TtsBackend
 from services.common.text import check_text
+from services.common.types import Speech, SynthesisOptions, join_speech
+from services.tts.backend import TtsBackend
 from services.tts.text import split_sentences
 
 

@@ -15,9 +15,11 @@ from services.common.video import probe_mp4
 def tiny(tmp_path_factory):
     from services.gateway import subject_training as st
     from services.subjects.synth import SynthConfig, synth
+    from services.training.speech import bundled_voice
 
     root = tmp_path_factory.mktemp("tiny")
-    ds = synth("tiny", SynthConfig(minutes=0.04, size=32, video=False), out=root / "ds", progress=False)
+    ds = synth("tiny", SynthConfig(minutes=0.04, size=32, video=False), out=root / "ds", progress=False,
+               speak=bundled_voice())
     recipe = st.PRESETS["tiny"]
     st.PRESETS["tiny-test"] = replace(recipe, train=replace(recipe.train, head_iters=60, lips_iters=4,
                                                             torso_iters=4, eval_every=10_000))

@@ -48,7 +48,7 @@ def test_mandarin_has_pinyin_syllables_with_timings(tts):
 
 
 def test_sentences_stream_one_by_one_and_concatenate(tts):
-    from services.tts.backend import SynthesisOptions
+    from services.common.types import SynthesisOptions
 
     steady = SynthesisOptions(noise_scale=0.0, noise_w_scale=0.0)  # no sampling noise: repeatable
     parts = list(tts.sentences("Hello there! How are you today? Fine.", "en", options=steady))

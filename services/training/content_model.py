@@ -1,18 +1,20 @@
 """Train the bundled content model: a tiny Wav2Vec2ForCTC on TTS speech with phone labels.
 
-    python -m services.encoder.train_content [--minutes 75] [--threads 1]   # data (if missing) + training
-    python -m services.encoder.train_content prepare --n-train 1500          # only make data
-    python -m services.encoder.train_content export                   # checkpoint → weights dir
+    python -m services.training.content_model [--minutes 75] [--threads 1]   # data (if missing) + training
+    python -m services.training.content_model prepare --n-train 1500          # only make data
+    python -m services.training.content_model export                   # checkpoint → weights dir
 
 Data: random_sentences(split="train") in English and Mandarin spoken by the bundled TTS
 voice with randomised speaking rate and prosody noise, resampled to 16 kHz; labels are
-the TTS timings' IPA phonemes (en) and pinyin initials/finals (zh; see units.py for why
-no tones). Cached under cache/encoder/data (git-ignored). Training adds speed
-perturbation, gain and noise. Each language's CTC loss is computed over blank + that
-language's units only, plus a frame-level cross-entropy on the TTS-timed units (a dense
-signal that gets a from-scratch CTC model off its all-blank plateau in a CPU budget). Resumable: the run directory holds safetensors checkpoints (model
-and optimiser) plus JSON state; rerunning the command continues. Held-out PER is measured
-on random_sentences(split="heldout") at the voice's default settings.
+the TTS timings' IPA phonemes (en) and pinyin initials/finals (zh; see
+services/encoder/units.py for why no tones). Cached under cache/encoder/data
+(git-ignored). Training adds speed perturbation, gain and noise. Each language's CTC
+loss is computed over blank + that language's units only, plus a frame-level
+cross-entropy on the TTS-timed units (a dense signal that gets a from-scratch CTC model
+off its all-blank plateau in a CPU budget). Resumable: the run directory holds
+safetensors checkpoints (model and optimiser) plus JSON state; rerunning the command
+continues. Held-out PER is measured on random_sentences(split="heldout") at the voice's
+default settings.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from services.common.audio import resample
-from services.common.types import ANALYSIS_SAMPLE_RATE
+from services.common.types import ANALYSIS_SAMPLE_RATE, SynthesisOptions
 from services.encoder.content import DEFAULT_CONTENT_MODEL, receptive_field, tiny_ctc_config
 from services.encoder.units import (BLANK, UNK, ctc_greedy, language_units, phone_error_rate,
                                     pinyin_units, speech_spans)
+from services.training.speech import bundled_voice
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "cache" / "encoder"
@@ -53,16 +56,14 @@ def shard_path(cache: Path, split: str, lang: str, k: int) -> Path:
 def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool) -> None:
     """Synthesise n sentences into one npz (int16 audio at 16 kHz + labels JSON)."""
     from services.common.sentences import random_sentences
-    from services.tts.backend import SynthesisOptions
-    from services.tts.service import TtsService
 
-    tts = make_shard.tts = getattr(make_shard, "tts", None) or TtsService()
+    speak = bundled_voice()
     rng = random.Random(f"{split}-{lang}-{k}")
     audio, offsets, meta = [], [0], []
     for text in random_sentences(n, lang=lang, seed=10_000 * (split == "heldout") + k, split=split):
         opts = SynthesisOptions(rng.uniform(0.8, 1.25), rng.uniform(0.3, 0.9), rng.uniform(0.4, 1.0)) \
             if vary else SynthesisOptions()
-        speech = tts.synthesize(text, lang=lang, options=opts)
+        speech = speak(text, lang, options=opts)
         wav = resample(speech.audio.samples, speech.audio.sample_rate, ANALYSIS_SAMPLE_RATE)
         audio.append(np.round(np.clip(wav, -1, 1) * 32767).astype(np.int16))
         offsets.append(offsets[-1] + len(wav))
@@ -256,7 +257,7 @@ def train(args: argparse.Namespace) -> int:
         prepare(cache, args.n_train, args.n_heldout)
     heldout = load_split(cache, "heldout")
     if not heldout or not list((cache / "data" / "train").glob("*.npz")):
-        raise SystemExit("no data yet: run `python -m services.encoder.train_content prepare` first")
+        raise SystemExit("no data yet: run `python -m services.training.content_model prepare` first")
     vocab_path = run / "vocab.json"
     if vocab_path.exists():
         vocab = json.loads(vocab_path.read_text())
@@ -370,7 +371,7 @@ def export_checkpoint(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m services.encoder.train_content", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m services.training.content_model", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", nargs="?", default="train", choices=["train", "prepare", "export"])
     p.add_argument("--cache", default=str(CACHE), help="data + run directory (default: cache/encoder)")

@@ -1,0 +1,1 @@
+"""Offline training: where datasets, the TTS, the audio encoder and the renderer meet."""
