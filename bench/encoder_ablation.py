@@ -36,9 +36,9 @@ def train(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     from services.common.subject_store import LocalSubjectStore
-    from services.gateway.evaluation import evaluate_oracle
     from services.gateway.pipeline import Pipeline
-    from services.gateway.subject_training import train_subject
+    from services.training.evaluation import evaluate_oracle
+    from services.training.subject import train_subject
 
     name = f"abl-{args.variant}"
     t0 = time.perf_counter()

@@ -18,6 +18,7 @@ _AREA_CLIS = (
     "services.denoise.cli",
     "services.encoder.cli",
     "services.subjects.cli",
+    "services.training.cli",
     "services.gateway.cli",
     "services.bench.cli",
 )

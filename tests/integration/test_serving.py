@@ -41,7 +41,7 @@ def served(redis_module, tmp_path_factory):
 
     from services.common.redis_store import RedisSubjectStore
     from services.gateway import serving
-    from services.gateway.tiny_subject import random_subject
+    from services.training.random_subject import random_subject
 
     work = tmp_path_factory.mktemp("subjects")
     store = RedisSubjectStore(redis_module.url)

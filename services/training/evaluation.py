@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.errors import InvalidInput
 from services.common.audio import pad_to_frames
+from services.common.errors import InvalidInput
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
@@ -78,8 +78,8 @@ def evaluate_oracle(pipeline: Any, subject_id: str, texts: list[str], progress: 
     """Scores per text and their means. `pipeline` supplies the tts, encoder and renderer services."""
     from tqdm import tqdm
 
-    from services.gateway.subject_training import renderer_poses
     from services.subjects.oracle import OracleSubject
+    from services.training.data import renderer_poses
 
     texts = [t.strip() for t in texts if t.strip()]
     if not texts:
