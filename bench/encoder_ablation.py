@@ -36,9 +36,9 @@ def train(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     from services.common.subject_store import LocalSubjectStore
-    from services.gateway.evaluation import evaluate_oracle
-    from services.gateway.pipeline import Pipeline
-    from services.gateway.subject_training import train_subject
+    from services.gateway.stages import LocalStages
+    from services.training.evaluation import evaluate_oracle
+    from services.training.subject import train_subject
 
     name = f"abl-{args.variant}"
     t0 = time.perf_counter()
@@ -46,7 +46,7 @@ def train(args: argparse.Namespace) -> int:
                            iterations_scale=args.scale, encoder=args.variant, content_space=args.content_space)
     LocalSubjectStore().save(bundle)
     train_s = time.perf_counter() - t0
-    result = evaluate_oracle(Pipeline(), name, held_out_texts(args.texts_per_lang))
+    result = evaluate_oracle(LocalStages(), name, held_out_texts(args.texts_per_lang))
     result.update(variant=args.variant, preset=args.preset, scale=args.scale, content_space=args.content_space,
                   wall_train_seconds=round(train_s, 1),
                   training=bundle.manifest["training"])

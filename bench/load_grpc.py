@@ -45,7 +45,7 @@ def start_local_stack(workdir: Path) -> tuple[str, subprocess.Popen]:
 
     from services.common.redis_store import RedisSubjectStore
     from services.gateway import serving
-    from services.gateway.tiny_subject import random_subject
+    from services.training.random_subject import random_subject
 
     rport = _free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 class SHEncoding(nn.Module):
     """Real spherical harmonics of a unit direction up to degree 4 (16 outputs), in
     instant-ngp / torch-ngp's order and sign convention, so colour MLPs trained
-    against that encoder read the same features."""
+    against that encoding read the same features."""
 
     output_dim = 16
 

@@ -1,5 +1,6 @@
 """What every radiance field shares: the interface the volume renderer calls, the
-no-bias MLP of ER-NeRF, and a truncated exponential for densities."""
+no-bias MLP of ER-NeRF, a truncated exponential for densities, and the split of a
+field's parameters into optimiser groups."""
 
 from __future__ import annotations
 
@@ -60,3 +61,11 @@ class _TruncExp(torch.autograd.Function):
 
 def trunc_exp(x: Tensor) -> Tensor:
     return _TruncExp.apply(x)
+
+
+def grid_and_net(field: nn.Module, grid: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """A field's parameters as optimiser groups: "grid" (the hash tables of `grid`, which
+    train at a higher learning rate) and "net" (everything else), in registration order."""
+    grid_params = list(grid.parameters())
+    in_grid = {id(p) for p in grid_params}
+    return {"grid": grid_params, "net": [p for p in field.parameters() if id(p) not in in_grid]}

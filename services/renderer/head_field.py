@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from services.renderer.encodings import SHEncoding
-from services.renderer.fields import MLP, trunc_exp
+from services.renderer.fields import MLP, grid_and_net, trunc_exp
 from services.renderer import cpu_kernels
 from services.renderer.hashgrid import Backend, GridSpec, HashGrid, make_grid
 
@@ -107,6 +107,8 @@ class HeadField(nn.Module):
     def __init__(self, config: HeadFieldConfig | None = None) -> None:
         super().__init__()
         c = self.config = config or HeadFieldConfig()
+        # the tri-plane encoding; "encoder" is kept as its name because state-dict keys
+        # (head.encoder.grids.*) and manifests carry it
         self.encoder = TriPlaneEncoding(c.grid_spec(), layout=c.grid_layout, backend=c.grid_backend)
         in_dim = self.encoder.output_dim
         self.audio_att = MLP(in_dim, c.audio_dim, c.att_hidden, 2)
@@ -119,6 +121,10 @@ class HeadField(nn.Module):
     def manifest(self) -> dict[str, Any]:
         """Model config + grid layout, for the subject manifest."""
         return {"kind": "tri-plane-head", "config": asdict(self.config), "encoder": self.encoder.layout}
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """"grid": the tri-plane hash tables; "net": the MLPs and latent codes."""
+        return grid_and_net(self, self.encoder)
 
     def _geometry(self, x: Tensor, cond: HeadCond, frame: Tensor) -> dict[str, Tensor]:
         # Same maths as ER-NeRF's cat-then-MLP, regrouped for speed: every first layer
@@ -133,13 +139,13 @@ class HeadField(nn.Module):
         ha, he, hs = h.split([a1.shape[0], e1.shape[0], s1.shape[0]], dim=1)
         att = F.linear(_relu(ha, inplace), self.audio_att[2].weight)  # [N, A] audio channels that move this point
         eye_att = torch.sigmoid(F.linear(_relu(he, inplace), self.eye_att[2].weight))  # [N, 1]
-        enc_w = cond.audio.to(att.dtype).index_select(0, frame)
-        enc_w = enc_w.mul_(att) if inplace else enc_w * att
-        hs = _addmm(hs, enc_w, s1[:, n_in : n_in + enc_w.shape[1]].t(), inplace)
+        audio_w = cond.audio.to(att.dtype).index_select(0, frame)
+        audio_w = audio_w.mul_(att) if inplace else audio_w * att
+        hs = _addmm(hs, audio_w, s1[:, n_in : n_in + audio_w.shape[1]].t(), inplace)
         if cond.eye is not None:
             eye = cond.eye.reshape(-1, 1).to(att.dtype).index_select(0, frame)
             eye = eye.mul_(eye_att) if inplace else eye * eye_att
-            hs = _addmm(hs, eye, s1[:, n_in + enc_w.shape[1] :].t(), inplace)
+            hs = _addmm(hs, eye, s1[:, n_in + audio_w.shape[1] :].t(), inplace)
         out = self.sigma_net.run_from(_relu(hs, inplace), 2)
         return {
             "sigma": trunc_exp(out[:, 0]),

@@ -10,7 +10,7 @@ state dict, one manifest entry).
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -126,6 +126,9 @@ def render_frames(
 class TalkingHeadModel(nn.Module):
     """Head field + torso field + occupancy grid of one subject."""
 
+    #: The renderer kind a subject manifest names for this model.
+    kind: ClassVar[str] = "triplane-nerf"
+
     def __init__(
         self,
         head: HeadFieldConfig | None = None,
@@ -198,6 +201,21 @@ class TalkingHeadModel(nn.Module):
             perturb,
             generator,
         )
+
+    def param_groups(self, part: str) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters of `part` ("head" or "torso") by optimiser group: "grid"
+        (hash tables) and "net" (the rest)."""
+        if part == "head":
+            return self.head.param_groups()
+        if part == "torso" and self.torso is not None:
+            return self.torso.param_groups()
+        raise ValueError(f"no {part!r} part to train")
+
+    @torch.no_grad()
+    def prepare_occupancy(self, c2w: Tensor, intr: Intrinsics) -> int:
+        """Mark the cells no training camera sees as never occupied (once, before
+        training); returns how many cells that leaves unseen."""
+        return self.occupancy.mark_unseen(c2w, intr)
 
     @torch.no_grad()
     def update_occupancy(self, cond: HeadCond, **kwargs: Any) -> None:

@@ -110,7 +110,7 @@ class SubjectRenderer:
 #: Renderer kinds this build reads: manifest `kind` → "module:class" (imported on first use)
 #: or the class itself.
 RENDERER_KINDS: dict[str, str | Callable[..., FrameRenderer]] = {
-    "triplane-nerf": "services.renderer.service:SubjectRenderer",
+    TalkingHeadModel.kind: "services.renderer.service:SubjectRenderer",
 }
 
 

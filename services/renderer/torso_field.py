@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from services.renderer.encodings import FrequencyEncoding
-from services.renderer.fields import MLP
+from services.renderer.fields import MLP, grid_and_net
 from services.renderer.hashgrid import Backend, GridSpec, HashGrid
 
 
@@ -69,6 +69,10 @@ class TorsoField(nn.Module):
 
     def manifest(self) -> dict[str, Any]:
         return {"kind": "pseudo-3d-torso", "config": asdict(self.config), "grid": self.grid.layout}
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """"grid": the 2D tiled grid; "net": anchors, deformation and colour MLPs, latent codes."""
+        return grid_and_net(self, self.grid)
 
     def project_anchors(self, pose: Tensor) -> Tensor:
         """Anchors seen from each camera: pose [F, 4, 4] camera-to-world (renderer

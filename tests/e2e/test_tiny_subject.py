@@ -13,20 +13,18 @@ from services.common.video import probe_mp4
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from services.gateway import subject_training as st
     from services.subjects.synth import SynthConfig, synth
+    from services.training.presets import preset
     from services.training.speech import bundled_voice
+    from services.training.subject import train_subject
 
     root = tmp_path_factory.mktemp("tiny")
     ds = synth("tiny", SynthConfig(minutes=0.04, size=32, video=False), out=root / "ds", progress=False,
                speak=bundled_voice())
-    recipe = st.PRESETS["tiny"]
-    st.PRESETS["tiny-test"] = replace(recipe, train=replace(recipe.train, head_iters=60, lips_iters=4,
-                                                            torso_iters=4, eval_every=10_000))
-    try:
-        bundle = st.train_subject(ds, "tiny", preset="tiny-test", workdir=root / "run", progress=False)
-    finally:
-        del st.PRESETS["tiny-test"]
+    recipe = preset("tiny")
+    recipe = replace(recipe, name="tiny-test", train=replace(recipe.train, head_iters=60, lips_iters=4,
+                                                             torso_iters=4, eval_every=10_000))
+    bundle = train_subject(ds, "tiny", preset=recipe, workdir=root / "run", progress=False)
     store = LocalSubjectStore(root / "subjects", bundled=None)
     store.save(bundle)
     return root, store, bundle
@@ -101,19 +99,17 @@ def test_rendered_frames_are_deterministic(tiny):
 def test_csfm_subject_trains_on_content_features_and_speaks(tiny, tmp_path):
     """The full encoder: content posteriors of the bundled model at training and at inference."""
     from services.encoder.content import DEFAULT_CONTENT_MODEL, ContentModel
-    from services.gateway import subject_training as st
     from services.gateway.pipeline import Pipeline
     from services.gateway.request import SpeakRequest
     from services.gateway.sinks import Mp4FileSink
+    from services.training.presets import preset
+    from services.training.subject import train_subject
 
     root, _, _ = tiny
-    recipe = st.PRESETS["tiny"]
-    st.PRESETS["tiny-csfm"] = replace(recipe, train=replace(recipe.train, head_iters=6, lips_iters=2, torso_iters=2,
-                                                            audio_pretrain_steps=4, eval_every=10_000))
-    try:
-        bundle = st.train_subject(root / "ds", "tiny-csfm", preset="tiny-csfm", progress=False, encoder="csfm")
-    finally:
-        del st.PRESETS["tiny-csfm"]
+    recipe = preset("tiny")
+    recipe = replace(recipe, name="tiny-csfm", train=replace(recipe.train, head_iters=6, lips_iters=2, torso_iters=2,
+                                                             audio_pretrain_steps=4, eval_every=10_000))
+    bundle = train_subject(root / "ds", "tiny-csfm", preset=recipe, progress=False, encoder="csfm")
     cfg = bundle.manifest["audio_encoder"]["config"]
     assert cfg["variant"] == "csfm" and cfg["content_dim"] == ContentModel.load(DEFAULT_CONTENT_MODEL).dim
     store = LocalSubjectStore(tmp_path / "subjects", bundled=None)
@@ -125,7 +121,7 @@ def test_csfm_subject_trains_on_content_features_and_speaks(tiny, tmp_path):
 
 def test_unknown_encoder_variant_is_one_clear_error(tiny):
     from services.common.errors import InvalidInput
-    from services.gateway.subject_training import train_subject
+    from services.training.subject import train_subject
 
     root, _, _ = tiny
     with pytest.raises(InvalidInput, match="unknown encoder variant 'lstm'"):

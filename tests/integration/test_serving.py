@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -41,7 +40,7 @@ def served(redis_module, tmp_path_factory):
 
     from services.common.redis_store import RedisSubjectStore
     from services.gateway import serving
-    from services.gateway.tiny_subject import random_subject
+    from services.training.random_subject import random_subject
 
     work = tmp_path_factory.mktemp("subjects")
     store = RedisSubjectStore(redis_module.url)

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = frozenset({"tts", "denoise", "encoder", "renderer", "subjects", "eval"})
 COMPOSERS = frozenset({"training", "bench", ""})  # "": modules directly under services/
 PUBLIC = frozenset({"service", "deployment"})
+GATEWAY_PIPELINE = frozenset({"pipeline", "request", "sinks", "stages", "subjects"})
 
 
 def allowed(source: str, target: str) -> bool:
@@ -48,7 +49,7 @@ def allowed(source: str, target: str) -> bool:
     if source == "gateway":
         return pkg in SERVICES and (not rest or rest[0] in PUBLIC)
     if source in COMPOSERS:
-        return pkg != "gateway" or not rest or rest[0] == "pipeline"
+        return pkg != "gateway" or not rest or rest[0] in GATEWAY_PIPELINE
     return False  # a package without a rule above
 
 

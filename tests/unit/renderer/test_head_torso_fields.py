@@ -140,6 +140,20 @@ def test_occupancy_update_from_head_and_manifest() -> None:
     assert manifest["torso"]["grid"]["gridtype"] == "tiled"
 
 
+def test_param_groups_split_grid_tables_from_networks() -> None:
+    model = TalkingHeadModel(head=SMALL, torso=SMALL_TORSO, occupancy_resolution=16)
+    for part, field, grid in (("head", model.head, model.head.encoder), ("torso", model.torso, model.torso.grid)):
+        groups = model.param_groups(part)
+        assert list(groups) == ["grid", "net"]
+        assert [id(p) for p in groups["grid"]] == [id(p) for p in grid.parameters()]
+        # every parameter in exactly one group
+        both = [id(p) for p in groups["grid"] + groups["net"]]
+        assert len(set(both)) == len(both) and sorted(both) == sorted(id(p) for p in field.parameters())
+    assert any(p is model.head.latents for p in model.param_groups("head")["net"])
+    with pytest.raises(ValueError):
+        TalkingHeadModel(head=SMALL, with_torso=False).param_groups("torso")
+
+
 def test_render_pixels_matches_full_frames() -> None:
     model = TalkingHeadModel(head=SMALL, torso=SMALL_TORSO, occupancy_resolution=16)
     _randomise(model)

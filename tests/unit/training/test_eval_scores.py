@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from services.common.types import AudioClip, PhonemeTiming, Speech
-from services.gateway.evaluation import score_frames
+from services.training.evaluation import score_frames
 from services.subjects.oracle import OracleSubject
 
 

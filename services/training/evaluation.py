@@ -4,7 +4,7 @@ compare with the oracle's exact ground truth (same speech, same camera, same bli
 Metrics (means over frames, then over texts):
   psnr        dB over whole frames
   bg_psnr     dB over the pixels where the truth shows only background (floaters show here)
-  ssim        structural similarity (scikit-image, RGB)
+  ssim        structural similarity (RGB; services.renderer.losses.frames_ssim)
   lmd         mouth landmark distance in pixels: |inner-lip gap(rendered) − inner-lip gap(truth)|,
               both measured on the images with the same mouth measure (no landmark detector ships)
   mouth_corr  Pearson correlation of the per-frame mouth opening, rendered vs truth
@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from services.common.errors import InvalidInput
 from services.common.audio import pad_to_frames
+from services.common.errors import InvalidInput
+from services.gateway.stages import LocalStages
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
@@ -59,46 +60,44 @@ def score_frames(rendered: np.ndarray, truth: np.ndarray, landmarks: np.ndarray,
                  background: np.ndarray) -> dict[str, float]:
     """Compare uint8 frame stacks [T, H, W, 3] given the true landmarks [T, 68, 2] and the
     true background mask [T, H, W]."""
-    from skimage.metrics import structural_similarity
-
+    from services.renderer.losses import frames_ssim
     from services.subjects.measure import mouth_gap_px
 
     diff = rendered.astype(np.float64) / 255 - truth.astype(np.float64) / 255
     mse = float(np.mean(diff**2))
     bg_mse = float(np.mean(diff[background] ** 2)) if background.any() else float("nan")
-    ssim = float(np.mean([structural_similarity(r, t, channel_axis=2, data_range=255)
-                          for r, t in zip(rendered, truth)]))
+    ssim = frames_ssim(rendered, truth)
     gap_r = np.array([mouth_gap_px(r, lm) for r, lm in zip(rendered, landmarks)])
     gap_t = np.array([mouth_gap_px(t, lm) for t, lm in zip(truth, landmarks)])
     return {"psnr": _psnr(mse), "bg_psnr": _psnr(bg_mse), "ssim": ssim,
             "lmd": float(np.mean(np.abs(gap_r - gap_t))), "mouth_corr": _pearson(gap_r, gap_t)}
 
 
-def evaluate_oracle(pipeline: Any, subject_id: str, texts: list[str], progress: bool = True) -> dict[str, Any]:
-    """Scores per text and their means. `pipeline` supplies the tts, encoder and renderer services."""
+def evaluate_oracle(stages: LocalStages, subject_id: str, texts: list[str], progress: bool = True) -> dict[str, Any]:
+    """Scores per text and their means; `stages` supplies the TTS, the encoder and the subject."""
     from tqdm import tqdm
 
-    from services.gateway.subject_training import renderer_poses
     from services.subjects.oracle import OracleSubject
+    from services.training.data import renderer_poses
 
     texts = [t.strip() for t in texts if t.strip()]
     if not texts:
         raise InvalidInput("no texts to evaluate")
-    subject = pipeline.renderer.subject(subject_id)
+    opened = stages.open(subject_id)
+    subject = opened.renderer
     oracle_info = subject.manifest.get("oracle") or {"seed": 0, "size": subject.size[0]}
     if int(oracle_info["size"]) != subject.size[0]:
         raise InvalidInput(f"subject {subject_id!r} is {subject.size[0]}px but its oracle is {oracle_info['size']}px")
     oracle = OracleSubject(int(oracle_info["size"]), int(oracle_info["seed"]))
-    head = pipeline._head(subject)
     fps = subject.fps
     scores: list[TextScore] = []
     for text in tqdm(texts, desc="eval", unit="text", disable=not progress):
         lang = guess_lang(text)
-        speech = pipeline.tts.synthesize(text, lang)
+        speech = stages.tts.synthesize(text, lang)
         truth = oracle.ground_truth(speech, fps)
         n = len(truth.images)
         clip, _ = pad_to_frames(speech.audio, fps, n)
-        codes = pipeline.encoder.encode(clip, head, fps, lang=lang).codes[:n]
+        codes = stages.encoder.encode(clip, opened.audio_encoder, fps, lang=lang).codes[:n]
         poses = renderer_poses(truth.c2w).numpy()
         frames = np.concatenate(list(subject.render(codes, poses, truth.blink, batch=8, fps=fps)))
         s = score_frames(frames, truth.images, truth.landmarks, truth.background)
