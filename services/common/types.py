@@ -120,7 +120,7 @@ class FrameRenderer(Protocol):
         """Head poses [n, 4, 4] and eye-blink values [n] for n frames of speech."""
         ...
 
-    def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, batch: int = 8,
+    def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, frames_per_batch: int = 8,
                fps: float | None = None) -> Iterator[np.ndarray]:
         """uint8 [b, H, W, 3] frame batches, in order, for audio codes [N, D]."""
         ...

@@ -7,7 +7,7 @@ name), so clients need no `application` metadata:
   scale alone) and grpc.health.v1.Health/Check.
 - HTTP (:8000): POST /v1/videos, GET /v1/videos/{id}[/content], GET /v1/subjects,
   /healthz, /metrics.
-`Speak` runs the shared `Pipeline` with its stage hooks pointed at the deployments:
+`Speak` runs the shared `Pipeline` over `RemoteStages` (the deployments) into a fMP4 sink:
 sentence-level pipelining (TTS streams sentence k+1 while sentence k renders), fMP4
 chunks as soon as a frame batch exists, cancellation within one frame batch.
 """
@@ -78,9 +78,9 @@ class RemoteStages:
             clip16k, subject.fps, lang).result()
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               batch: int) -> Iterator[np.ndarray]:
+               frames_per_batch: int) -> Iterator[np.ndarray]:
         gen = self._renderer.options(multiplexed_model_id=subject.id, stream=True).render.remote(
-            codes, static_pose, seed, start, batch)
+            codes, static_pose, seed, start, frames_per_batch)
         try:
             yield from gen
         finally:

@@ -163,7 +163,7 @@ class Pipeline:
                 start = 0
                 t0 = time.perf_counter()
                 batches = self.stages.render(subject, codes, req.static_pose, seed=req.seed + sentences,
-                                             start=pose_offset + n_frames, batch=req.frames_per_chunk)
+                                             start=pose_offset + n_frames, frames_per_batch=req.frames_per_chunk)
                 try:
                     for batch in batches:
                         t1 = time.perf_counter()

@@ -87,7 +87,7 @@ class SubjectRenderer:
         return poses, natural_blinks(n_frames, self.fps, seed=seed)
 
     @torch.no_grad()
-    def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, batch: int = 8,
+    def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, frames_per_batch: int = 8,
                fps: float | None = None) -> Iterator[np.ndarray]:
         """Yield uint8 [b, H, W, 3] frame batches, in order, for codes [N, audio_dim]."""
         if fps is not None and abs(fps - self.fps) > 1e-6:
@@ -98,8 +98,8 @@ class SubjectRenderer:
         dim = self.model.head.config.audio_dim
         if codes.ndim != 2 or codes.shape[1] != dim:
             raise InvalidInput(f"audio codes must be [N, {dim}], got {list(codes.shape)}")
-        for s in range(0, n, max(1, batch)):
-            e = min(n, s + batch)
+        for s in range(0, n, max(1, frames_per_batch)):
+            e = min(n, s + frames_per_batch)
             cond = HeadCond(torch.as_tensor(codes[s:e], dtype=torch.float32, device=self.device),
                             torch.as_tensor(blinks[s:e], dtype=torch.float32, device=self.device), None)
             c2w = torch.as_tensor(poses[s:e], dtype=torch.float32, device=self.device)

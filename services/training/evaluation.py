@@ -99,7 +99,7 @@ def evaluate_oracle(stages: LocalStages, subject_id: str, texts: list[str], prog
         clip, _ = pad_to_frames(speech.audio, fps, n)
         codes = stages.encoder.encode(clip, opened.audio_encoder, fps, lang=lang).codes[:n]
         poses = renderer_poses(truth.c2w).numpy()
-        frames = np.concatenate(list(subject.render(codes, poses, truth.blink, batch=8, fps=fps)))
+        frames = np.concatenate(list(subject.render(codes, poses, truth.blink, frames_per_batch=8, fps=fps)))
         s = score_frames(frames, truth.images, truth.landmarks, truth.background)
         scores.append(TextScore(text, lang, n, **s))
     keys = ("psnr", "bg_psnr", "ssim", "lmd", "mouth_corr")
