@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 from services.common.errors import TalkingHeadError
+from services.common.provenance import package_version
 
 # Areas that contribute subcommands, in the order `--help` lists them.
 _AREA_CLIS = (
@@ -25,20 +25,13 @@ _AREA_CLIS = (
 )
 
 
-def _version() -> str:
-    try:
-        return version("talking-head")
-    except PackageNotFoundError:  # running from a source tree without install
-        return "0+unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="talking-head",
         description="Text in, a talking-head video out: TTS → denoise → audio encoder → NeRF renderer → mp4.",
         epilog="Run `talking-head COMMAND --help` for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"talking-head {_version()}")
+    parser.add_argument("--version", action="version", version=f"talking-head {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}  # command groups later areas extend
     for name in _AREA_CLIS:

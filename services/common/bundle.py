@@ -92,12 +92,18 @@ class SubjectBundle:
         return self
 
 
+def check_blob_name(name: str) -> str:
+    """A blob name is a plain file name (no path parts), never the manifest's."""
+    if not isinstance(name, str) or not _BLOB_NAME.fullmatch(name) or name in (MANIFEST, ".", ".."):
+        raise InvalidInput(f"bad blob name {name!r}")
+    return name
+
+
 def make_bundle(subject_id: str, blobs: dict[str, bytes], **manifest_fields: Any) -> SubjectBundle:
     """Build a bundle, hashing every blob into the manifest."""
     check_subject_id(subject_id)
     for name in blobs:
-        if not _BLOB_NAME.match(name) or name == MANIFEST:
-            raise InvalidInput(f"bad blob name {name!r}")
+        check_blob_name(name)
     manifest = {
         "id": subject_id,
         "format_version": FORMAT_VERSION,

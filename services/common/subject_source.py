@@ -3,7 +3,8 @@
 - Redis configured and up: the bundle comes from Redis (sha256-verified); a subject Redis
   does not know is looked up locally (the bundled demo, the user's store), else NotFound.
 - Redis configured but down: subjects found locally still load; others fail with
-  Unavailable (a dependency is down — not "unknown subject").
+  Unavailable (a dependency is down — not "unknown subject"). Listing never fails: it
+  answers the local subjects and says it is `degraded` (`listing()`).
 - No Redis URL: the local store only (the laptop case).
 Replicas cache what they load (Ray Serve multiplexing, an LRU), so a Redis outage only
 affects subjects a replica has not loaded yet.
@@ -12,22 +13,30 @@ affects subjects a replica has not loaded yet.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from services.common.bundle import SubjectBundle, check_subject_id
 from services.common.errors import NotFound, Unavailable
 from services.common.subject_store import LocalSubjectStore
 
 
+@dataclass(frozen=True)
+class SubjectListing:
+    ids: list[str]
+    #: Redis is configured but unreachable: only the local subjects are listed.
+    degraded: bool = False
+
+
 class SubjectSource:
     def __init__(self, redis_url: str | None = None, local: LocalSubjectStore | None = None,
-                 timeout_s: float = 2.0) -> None:
+                 timeout_s: float = 2.0, connect_timeout_s: float = 1.0) -> None:
         self.redis_url = redis_url if redis_url is not None else os.environ.get("TALKING_HEAD_REDIS_URL", "")
         self.local = local if local is not None else LocalSubjectStore()
         self._redis = None
         if self.redis_url:
             from services.common.redis_store import RedisSubjectStore
 
-            self._redis = RedisSubjectStore(self.redis_url, timeout_s=timeout_s)
+            self._redis = RedisSubjectStore(self.redis_url, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
 
     @property
     def redis(self):
@@ -61,12 +70,20 @@ class SubjectSource:
                     raise exc
         return self.local.manifest(subject_id)
 
-    def ids(self) -> list[str]:
-        """Every known subject id; Unavailable if Redis is configured and down."""
+    def listing(self) -> SubjectListing:
+        """Every known subject id; with Redis down, the local ones (and `degraded`)."""
         found = set(self.local.ids())
-        if self._redis is not None:
+        if self._redis is None:
+            return SubjectListing(sorted(found))
+        try:
             found |= set(self._redis.ids())
-        return sorted(found)
+        except Unavailable:
+            return SubjectListing(sorted(found), degraded=True)
+        return SubjectListing(sorted(found))
+
+    def ids(self) -> list[str]:
+        """Every known subject id (never Unavailable: see `listing`)."""
+        return self.listing().ids
 
     def healthy(self) -> bool:
         if self._redis is None:

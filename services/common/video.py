@@ -4,20 +4,24 @@
 the bytes that are ready. In fragmented mode the first bytes are one self-contained
 init segment (ftyp + empty moov) and every later piece is whole fragments (moof + mdat),
 so a client can play chunks as they arrive; in file mode the result is a progressive
-mp4 with the index at the front (faststart).
+mp4 with the index at the front (faststart). Both carry the provenance tags
+(`services.common.provenance`: synthetic, generator and version, creation time, plus the
+spec's `metadata`, e.g. the subject id) in the moov box.
 """
 
 from __future__ import annotations
 
 import io
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from services.common.errors import InvalidInput
+from services.common.provenance import is_labelled, provenance_tags
 from services.common.types import AudioClip
 
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
@@ -71,6 +75,8 @@ class VideoSpec:
     sample_rate: int = 16_000
     crf: int = 20
     preset: str = "veryfast"
+    #: Extra container tags (e.g. {"subject": id}); the provenance label is always added.
+    metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 class Mp4Muxer:
@@ -101,7 +107,10 @@ class Mp4Muxer:
             target = str(path)
             movflags = "faststart"
         self._path = Path(path) if path is not None else None
-        self._container = av.open(target, mode="w", format="mp4", options={"movflags": movflags})
+        tags = provenance_tags(spec.metadata)
+        # use_metadata_tags: any key (subject, software) goes into moov/udta/meta as an mdta key.
+        self._container = av.open(target, mode="w", format="mp4", options={"movflags": movflags + "+use_metadata_tags"})
+        self._container.metadata.update(tags)
         v = self._container.add_stream("libx264", rate=spec.fps)
         v.width, v.height, v.pix_fmt = spec.width, spec.height, "yuv420p"
         v.codec_context.time_base = Fraction(1, spec.fps)
@@ -219,6 +228,13 @@ class ProbeResult:
     audio_codec: str
     sample_rate: int
     audio_seconds: float
+    #: The container's tags (provenance: comment, description, software, creation_time, subject).
+    tags: dict[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the file carries this package's synthetic-media label."""
+        return is_labelled(self.tags)
 
 
 def probe_mp4(data: bytes | str | Path) -> ProbeResult:
@@ -230,6 +246,7 @@ def probe_mp4(data: bytes | str | Path) -> ProbeResult:
         return av.open(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else str(data))
 
     with open_() as c:
+        tags = dict(c.metadata)
         vs = c.streams.video[0]
         n_frames = sum(1 for _ in c.decode(vs))
         cc = vs.codec_context
@@ -249,4 +266,4 @@ def probe_mp4(data: bytes | str | Path) -> ProbeResult:
     return ProbeResult(n_frames=n_frames, fps=n_frames / video_seconds if video_seconds else 0.0,
                        width=vinfo[2], height=vinfo[3], video_codec=vinfo[0], pix_fmt=vinfo[1],
                        video_seconds=video_seconds, audio_codec=acodec, sample_rate=rate,
-                       audio_seconds=ends.get("audio", 0.0))
+                       audio_seconds=ends.get("audio", 0.0), tags=tags)

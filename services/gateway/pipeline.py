@@ -155,7 +155,8 @@ class Pipeline:
                 if len(codes) != frames_here:
                     raise InvalidInput(f"encoder gave {len(codes)} codes for {frames_here} frames")
                 if spec is None:
-                    spec = VideoSpec(width=w, height=h, fps=int(round(fps)), sample_rate=mux_rate)
+                    spec = VideoSpec(width=w, height=h, fps=int(round(fps)), sample_rate=mux_rate,
+                                     metadata={"subject": req.subject})
                     sink.open(spec)
                 elif spec.sample_rate != mux_rate:
                     samples = resample(samples, mux_rate, spec.sample_rate)

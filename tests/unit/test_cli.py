@@ -18,6 +18,12 @@ def test_help_and_version():
     assert r.returncode == 0 and r.stdout.startswith("talking-head ")
 
 
+def test_say_offers_no_way_to_drop_the_synthetic_label():
+    r = _cli("say", "--help")
+    assert r.returncode == 0 and "--out" in r.stdout
+    assert not any(word in r.stdout.lower() for word in ("label", "provenance", "metadata", "watermark"))
+
+
 def test_tts_writes_wav_and_alignments(tmp_path):
     import soundfile as sf
 

@@ -1,7 +1,12 @@
+import io
+from datetime import datetime, timezone
+
+import av
 import numpy as np
 import pytest
 
 from services.common.errors import InvalidInput
+from services.common.provenance import SYNTHETIC_LABEL, is_labelled, package_version
 from services.common.types import AudioClip
 from services.common.video import Mp4Muxer, VideoSpec, fit_audio, frames_for_duration, probe_mp4, write_mp4
 
@@ -71,3 +76,38 @@ def test_fragmented_single_frame_batches():
     info = probe_mp4(b"".join(chunks))
     assert info.n_frames == n
     assert abs(info.audio_seconds - info.video_seconds) <= 1 / fps
+
+
+def _write_file_and_fragments(tmp_path, metadata):
+    fps, sr, n = 25, 16_000, 10
+    audio = fit_audio(_audio(0.5, sr), n, fps, sr)
+    spec = VideoSpec(96, 64, fps, sr, metadata=metadata)
+    m = Mp4Muxer(spec, path=tmp_path / "file.mp4")
+    m.add(_frames(n), audio)
+    m.finish()
+    m = Mp4Muxer(spec, fragmented=True)
+    init = m.add(_frames(n), audio)
+    return tmp_path / "file.mp4", init, init + m.finish()
+
+
+def test_every_mp4_is_labelled_synthetic_in_file_mode_and_in_the_init_segment(tmp_path):
+    path, init, stream = _write_file_and_fragments(tmp_path, {"subject": "demo"})
+    assert init[4:8] == b"ftyp" and b"moof" not in init  # the init segment: ftyp + moov
+    assert b"udta" in init and SYNTHETIC_LABEL.encode() in init and b"demo" in init
+    for info in (probe_mp4(path), probe_mp4(stream)):
+        assert info.synthetic and info.tags["comment"] == info.tags["description"] == SYNTHETIC_LABEL
+        assert info.tags["software"] == f"talking-head {package_version()}" and info.tags["subject"] == "demo"
+        made = datetime.fromisoformat(info.tags["creation_time"].replace("Z", "+00:00"))
+        assert abs((datetime.now(timezone.utc) - made).total_seconds()) < 60
+    with av.open(io.BytesIO(init)) as c:  # the init segment alone carries the tags
+        assert c.metadata["comment"] == SYNTHETIC_LABEL and c.metadata["subject"] == "demo"
+    assert probe_mp4(write_mp4(tmp_path / "w.mp4", _frames(5), AudioClip(_audio(0.2, 16_000), 16_000))).synthetic
+
+
+def test_the_label_cannot_be_replaced_and_tags_are_checked(tmp_path):
+    path, _, stream = _write_file_and_fragments(tmp_path, {"comment": "a real recording", "software": "camera"})
+    for info in (probe_mp4(path), probe_mp4(stream)):
+        assert info.synthetic and info.tags["comment"] == SYNTHETIC_LABEL
+    with pytest.raises(InvalidInput, match="metadata tag"):
+        Mp4Muxer(VideoSpec(96, 64, metadata={"bad key": "x"}))
+    assert not is_labelled({"comment": "a real recording"})

@@ -105,3 +105,4 @@ def test_a_new_renderer_kind_plugs_in_without_touching_the_pipeline(demo, tts, t
     info = probe_mp4(b"".join(c.data for c in chunks))
     assert info.n_frames == res.frames > 10 and (info.width, info.height) == (32, 32)
     assert res.times.first_chunk is not None and res.times.first_chunk > 0
+    assert info.synthetic and info.tags["subject"] == "demo"  # the pipeline labels what it makes
