@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tts", help="synthesise speech to a wav file",
         description="Synthesise TEXT with the bundled neural voice (Piper, offline) and write a wav at "
                     "the voice's native rate. English uses espeak phonemes; Mandarin (--lang zh) goes "
-                    "through pypinyin, so polyphones follow their context.")
+                    "through pypinyin, so polyphones follow their context. Prices, numbers, dates, times, "
+                    "phone numbers, e-mail addresses, codes and units are read as words; emoji are not read.")
     p.add_argument("text", help="what to say (≤ 5000 characters)")
     p.add_argument("--out", required=True, type=Path, help="output wav path")
     p.add_argument("--lang", default="en", help="en (default) or zh")

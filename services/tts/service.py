@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from services.common.errors import NotFound
+from services.common.errors import InvalidInput, NotFound
 from services.common.text import check_text
 from services.common.types import Speech, SynthesisOptions, join_speech
 from services.tts.backend import TtsBackend
+from services.tts.normalize import normalize
 from services.tts.text import split_sentences
 
 
@@ -46,11 +47,16 @@ class TtsService:
 
     def sentences(self, text: str, lang: str = "en", voice: str | None = None,
                   options: SynthesisOptions | None = None) -> Iterator[Speech]:
-        """Validate everything first, then yield one Speech per sentence as it is made."""
-        norm = check_text(text, lang)
+        """Validate everything first, then yield one Speech per sentence as it is made.
+
+        The text is normalised to its spoken words before it is split (so "$3.50" or "Dr."
+        cannot end a sentence); each Speech's text is the spoken sentence."""
+        checked = check_text(text, lang)
         backend = self.backend(lang, voice)
         opts = options or SynthesisOptions()
-        parts = split_sentences(norm)
+        parts = split_sentences(normalize(checked, lang))
+        if not parts:
+            raise InvalidInput("text is empty once symbols are dropped: give at least one word to say")
         return (_numbered(backend.synthesize_sentence(s, lang, opts), i) for i, s in enumerate(parts))
 
     def synthesize(self, text: str, lang: str = "en", voice: str | None = None,
