@@ -106,3 +106,24 @@ def test_a_new_renderer_kind_plugs_in_without_touching_the_pipeline(demo, tts, t
     assert info.n_frames == res.frames > 10 and (info.width, info.height) == (32, 32)
     assert res.times.first_chunk is not None and res.times.first_chunk > 0
     assert info.synthetic and info.tags["subject"] == "demo"  # the pipeline labels what it makes
+
+
+def test_uploaded_audio_is_resampled_to_16k_once(demo, tmp_path, monkeypatch):
+    """44.1 kHz upload, denoised: one resampling (44.1 → 16 kHz) feeds denoiser and encoder."""
+    from services.common import audio
+    from services.common.types import AudioClip
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.renderer import service
+
+    monkeypatch.setitem(service.RENDERER_KINDS, "flat", FlatRenderer)
+    store = LocalSubjectStore(tmp_path / "subjects", bundled=None)
+    store.save(_with_kind(demo, "flat"))
+    calls = []
+    real = audio.resample_poly
+    monkeypatch.setattr(audio, "resample_poly", lambda x, up, down, **kw: calls.append((up, down)) or real(x, up, down, **kw))
+    t = np.arange(44100) / 44100
+    clip = AudioClip((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
+    res = Pipeline(subjects=store).run(SpeakRequest(audio=clip, subject="demo"), FragmentedMp4Sink(lambda c: None))
+    assert res.frames == 25 and res.times.denoise > 0
+    assert calls == [(160, 441)]
