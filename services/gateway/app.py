@@ -18,11 +18,12 @@ import concurrent.futures
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from typing import Any  # NB: no `from __future__ import annotations`: FastAPI must see the real `Request`
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -30,7 +31,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
-from services.common.errors import (Cancelled, DeadlineExceeded, InvalidInput, PayloadTooLarge, ResourceExhausted)
+from services.common.audio import load_audio, too_long_message
+from services.common.errors import Cancelled, DeadlineExceeded, InvalidInput, PayloadTooLarge, ResourceExhausted
 from services.common.rpc import as_project_error, grpc_method, status_of
 from services.common.subject_source import SubjectSource
 from services.common.text import check_text
@@ -53,9 +55,6 @@ JOB_FIELDS = ("async", "webhook")
 #: Frames per second the stage services assume when capping a Render call by max_audio_seconds.
 _STAGE_FPS = 25
 log = logging.getLogger("ray.serve")
-
-
-# NB: no `from __future__ import annotations` here: FastAPI must see the real `Request` type.
 
 # ---- the stages as deployment handles ------------------------------------------------------
 class RemoteStages:
@@ -120,8 +119,6 @@ class Avatar:
     def __init__(self, tts: Any, denoise: Any, encoder: Any, renderer: Any, redis_url: str | None = None,
                  api_keys: list[str] | None = None, limits: dict | None = None,
                  webhooks: dict | None = None) -> None:
-        import os
-
         redis_url = redis_url if redis_url is not None else os.environ.get("TALKING_HEAD_REDIS_URL", "")
         self.tts, self.denoise, self.encoder, self.renderer = tts, denoise, encoder, renderer
         self.limits = Limits.from_dict(limits)
@@ -210,8 +207,7 @@ class Avatar:
         if kind == "pcm_f32le" and msg.sample_rate > 0:
             seconds = len(msg.pcm_f32le) / 4 / msg.sample_rate
             if seconds > self.limits.max_audio_seconds:
-                raise ResourceExhausted(f"audio is {seconds:.1f} s long; the limit is "
-                                        f"{self.limits.max_audio_seconds:g} s")
+                raise ResourceExhausted(too_long_message(seconds, self.limits.max_audio_seconds))
         elif kind == "encoded" and len(msg.encoded) > self.limits.max_body_bytes:
             raise PayloadTooLarge(f"encoded audio is {len(msg.encoded)} bytes; the limit is "
                                   f"{self.limits.max_body_bytes} bytes")
@@ -371,8 +367,6 @@ class Avatar:
                                f"{', '.join(SPEAK_FIELDS + JOB_FIELDS)}")
         fields = {k: v for k, v in body.items() if k in SPEAK_FIELDS and v is not None}  # null: the default
         if "audio" in fields:
-            from services.common.audio import load_audio
-
             if not isinstance(fields["audio"], str):
                 raise InvalidInput("audio must be a base64-encoded audio file (a string)")
             try:
