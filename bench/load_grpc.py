@@ -62,7 +62,7 @@ def start_local_stack(workdir: Path) -> tuple[str, subprocess.Popen]:
     cfg = serving.adapt_config(serving.read_config(), gpus=serving.gpus_available(), http_port=_free_port(),
                                grpc_port=gport, http_host="127.0.0.1",
                                app_args={"redis_url": url, "limits": {"max_streams": 64}})
-    serving.patient_health_checks()
+    serving.prepare_local_ray(cfg)
     ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, namespace="serve",
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     serving.start(cfg, wait_s=300)

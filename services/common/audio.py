@@ -11,17 +11,23 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter, resample_poly
 
-from services.common.errors import InvalidInput
+from services.common.errors import InvalidInput, TalkingHeadError
 from services.common.types import ANALYSIS_SAMPLE_RATE, MEL_FPS, AudioClip
 
 #: Longest audio accepted by default (seconds); services may lower it.
 MAX_AUDIO_SECONDS = 15 * 60
+#: Container durations (FFmpeg's estimate from the header) may run this far over the real
+#: decoded length (priming, padding, bitrate guesses); the decoded length decides.
+_HEADER_SLACK_S = 0.5
 
 
-def load_audio(source: str | Path | bytes, max_seconds: float = MAX_AUDIO_SECONDS) -> AudioClip:
+def load_audio(source: str | Path | bytes, max_seconds: float = MAX_AUDIO_SECONDS,
+               too_long: type[TalkingHeadError] = InvalidInput) -> AudioClip:
     """Decode wav/flac/ogg/mp3 (libsndfile) or anything FFmpeg reads (m4a, webm…) to mono float32.
 
-    Raises InvalidInput for missing files, undecodable bytes, empty or non-finite audio.
+    Raises InvalidInput for missing files, undecodable bytes, empty or non-finite audio, and
+    `too_long` for audio over `max_seconds`: from the container header before decoding where it
+    gives the length, else as soon as decoding passes the limit (never the whole file).
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -33,50 +39,85 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_AUDIO_SECOND
     if not data:
         raise InvalidInput("audio is empty (0 bytes)")
     try:
-        samples, rate = _decode_soundfile(data)
+        samples, rate = _decode_soundfile(data, max_seconds, too_long)
+    except TalkingHeadError:
+        raise
     except Exception:  # libsndfile does not know the container: try FFmpeg
         try:
-            samples, rate = _decode_av(data)
+            samples, rate = _decode_av(data, max_seconds, too_long)
+        except TalkingHeadError:
+            raise
         except Exception as exc:
             raise InvalidInput(f"could not decode audio ({len(data)} bytes): not a known audio format") from exc
-    return check_audio(samples, rate, max_seconds)
+    return check_audio(samples, rate, max_seconds, too_long)
 
 
-def check_audio(samples: np.ndarray, sample_rate: int, max_seconds: float = MAX_AUDIO_SECONDS) -> AudioClip:
+def too_long_message(seconds: float, max_seconds: float) -> str:
+    return f"audio is {seconds:.1f} s long; the limit is {max_seconds:g} s"
+
+
+def check_audio(samples: np.ndarray, sample_rate: int, max_seconds: float = MAX_AUDIO_SECONDS,
+                too_long: type[TalkingHeadError] = InvalidInput) -> AudioClip:
     """Validate decoded samples: mono-ise, reject empty/NaN/inf/over-long, clip to [-1, 1]."""
+    if sample_rate <= 0:
+        raise InvalidInput(f"audio has no valid sample rate ({sample_rate})")
     samples = np.asarray(samples, dtype=np.float32)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
     if samples.size == 0:
         raise InvalidInput("audio has no samples")
-    if not np.all(np.isfinite(samples)):
-        raise InvalidInput("audio contains NaN or infinite samples")
     duration = samples.size / sample_rate
     if duration > max_seconds:
-        raise InvalidInput(f"audio is {duration:.0f} s long; the limit is {max_seconds:.0f} s")
+        raise too_long(too_long_message(duration, max_seconds))
+    if not np.all(np.isfinite(samples)):
+        raise InvalidInput("audio contains NaN or infinite samples")
     return AudioClip(np.clip(samples, -1.0, 1.0), int(sample_rate))
 
 
-def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int]:
+def _frame_cap(max_seconds: float, rate: int) -> int:
+    """Samples per channel that are still within `max_seconds` at `rate`."""
+    return int(math.floor(max_seconds * rate))
+
+
+def _decode_soundfile(data: bytes, max_seconds: float, too_long: type[TalkingHeadError]) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        rate = f.samplerate
+        cap = _frame_cap(max_seconds, rate)
+        if 0 < f.frames < 2**62 and f.frames > cap:  # the header's exact frame count
+            raise too_long(too_long_message(f.frames / rate, max_seconds))
+        samples = f.read(frames=cap + 1, dtype="float32", always_2d=False)  # one over: check_audio refuses
     return samples, rate
 
 
-def _decode_av(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_av(data: bytes, max_seconds: float, too_long: type[TalkingHeadError]) -> tuple[np.ndarray, int]:
     import av
 
     with av.open(io.BytesIO(data), mode="r") as container:
         stream = next(s for s in container.streams if s.type == "audio")
         rate = stream.codec_context.sample_rate
+        if not rate:
+            raise ValueError("no sample rate")
+        header_s = None
+        if stream.duration is not None and stream.time_base is not None:
+            header_s = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            header_s = container.duration / av.time_base
+        if header_s is not None and header_s > max_seconds + _HEADER_SLACK_S:
+            raise too_long(too_long_message(header_s, max_seconds))
+        cap = _frame_cap(max_seconds, rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        parts = []
+        parts, n = [], 0
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 parts.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            parts.append(out.to_ndarray().reshape(-1))
+                n += parts[-1].size
+            if n > cap:  # over the limit: stop decoding; check_audio refuses
+                break
+        else:
+            for out in resampler.resample(None):
+                parts.append(out.to_ndarray().reshape(-1))
     if not parts:
         raise ValueError("no audio frames")
     return np.concatenate(parts), rate

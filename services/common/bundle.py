@@ -24,12 +24,13 @@ AUDIO_ENCODER_PREFIX = "audio_encoder."
 RENDERER_PREFIX = "renderer."
 #: The renderer kind of bundles whose manifest names none.
 DEFAULT_KIND = "triplane-nerf"
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_BLOB_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+# fullmatch, not match with `$`: `$` also matches before a trailing newline ("demo\n")
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_BLOB_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
 def check_subject_id(subject_id: str) -> str:
-    if not isinstance(subject_id, str) or not _ID.match(subject_id):
+    if not isinstance(subject_id, str) or not _ID.fullmatch(subject_id):
         raise InvalidInput(f"bad subject id {subject_id!r}: use 1–64 of a-z, 0-9, '-', '_' (starting with a letter or digit)")
     return subject_id
 

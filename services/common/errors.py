@@ -35,10 +35,23 @@ class NotFound(TalkingHeadError):
 
 
 class ResourceExhausted(TalkingHeadError):
-    """Over a configured limit (length, concurrency)."""
+    """Over a configured limit (length, concurrency). `retry_after_s` is set when the limit is
+    momentary (busy replica, full job queue) and a retry can succeed; HTTP sends it as
+    `Retry-After` (gRPC clients find it in the message: Ray's proxy passes no trailing
+    metadata with an error)."""
 
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
     http_status = 429
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PayloadTooLarge(ResourceExhausted):
+    """A request body or message over its byte cap, refused before it is read whole."""
+
+    http_status = 413
 
 
 class Unavailable(TalkingHeadError):

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.audio import MAX_AUDIO_SECONDS, check_audio, load_audio
-from services.common.errors import InvalidInput
+from services.common.audio import MAX_AUDIO_SECONDS, check_audio, load_audio, too_long_message
+from services.common.errors import InvalidInput, TalkingHeadError
 from services.common.types import AudioClip, PhonemeTiming
 from services.protos.talkinghead.v1 import common_pb2
 
@@ -18,17 +18,23 @@ def audio_to_proto(clip: AudioClip) -> common_pb2.AudioClip:
     return common_pb2.AudioClip(pcm_f32le=np.asarray(clip.samples, "<f4").tobytes(), sample_rate=clip.sample_rate)
 
 
-def audio_from_proto(msg: common_pb2.AudioClip, max_seconds: float = MAX_AUDIO_SECONDS) -> AudioClip:
-    """Raw PCM or an encoded file → a checked mono clip (InvalidInput when bad or too long)."""
+def audio_from_proto(msg: common_pb2.AudioClip, max_seconds: float = MAX_AUDIO_SECONDS,
+                     too_long: type[TalkingHeadError] = InvalidInput) -> AudioClip:
+    """Raw PCM or an encoded file → a checked mono clip: InvalidInput when bad, `too_long`
+    when over `max_seconds` (PCM: from its byte length, before any copy)."""
     kind = msg.WhichOneof("data")
     if kind == "encoded":
-        return load_audio(bytes(msg.encoded), max_seconds=max_seconds)
+        return load_audio(bytes(msg.encoded), max_seconds=max_seconds, too_long=too_long)
     if kind == "pcm_f32le":
         if len(msg.pcm_f32le) % 4:
             raise InvalidInput("pcm_f32le must hold whole float32 samples")
         if msg.sample_rate <= 0:
             raise InvalidInput("pcm_f32le audio needs a sample_rate")
-        return check_audio(np.frombuffer(msg.pcm_f32le, "<f4").astype(np.float32), int(msg.sample_rate), max_seconds)
+        seconds = len(msg.pcm_f32le) / 4 / msg.sample_rate
+        if seconds > max_seconds:
+            raise too_long(too_long_message(seconds, max_seconds))
+        return check_audio(np.frombuffer(msg.pcm_f32le, "<f4").astype(np.float32), int(msg.sample_rate),
+                           max_seconds, too_long)
     raise InvalidInput("audio has neither pcm_f32le nor encoded data")
 
 

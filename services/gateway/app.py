@@ -6,7 +6,7 @@ name), so clients need no `application` metadata:
   services (Tts, Denoise, Encoder, Renderer — forwarded to their own deployments, which
   scale alone) and grpc.health.v1.Health/Check.
 - HTTP (:8000): POST /v1/videos, GET /v1/videos/{id}[/content], GET /v1/subjects,
-  /healthz, /metrics.
+  /healthz, /metrics (and /docs, /redoc, /openapi.json while API keys are off).
 `Speak` runs the shared `Pipeline` over `RemoteStages` (the deployments) into a fMP4 sink:
 sentence-level pipelining (TTS streams sentence k+1 while sentence k renders), fMP4
 chunks as soon as a frame batch exists, cancellation within one frame batch.
@@ -15,38 +15,46 @@ chunks as soon as a frame batch exists, cancellation within one frame batch.
 import asyncio
 import base64
 import concurrent.futures
+import json
+import logging
+import math
 import os
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager
-from typing import Any
+from typing import Any  # NB: no `from __future__ import annotations`: FastAPI must see the real `Request`
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
-from services.common.errors import (Cancelled, DeadlineExceeded, InvalidInput, NotFound, ResourceExhausted,
-                                    TalkingHeadError, Unauthenticated)
+from services.common.audio import load_audio, too_long_message
+from services.common.errors import Cancelled, DeadlineExceeded, InvalidInput, PayloadTooLarge, ResourceExhausted
 from services.common.rpc import as_project_error, grpc_method, status_of
 from services.common.subject_source import SubjectSource
+from services.common.text import check_text
 from services.common.types import AudioClip, Speech
 from services.common.wire import MP4_MIME, audio_from_proto, subject_info
+from services.gateway.auth import ApiKeys, key_hash
+from services.gateway.jobs import JobQueue, JobStore
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.pipeline import Pipeline
-from services.gateway.request import CheckedRequest, Limits, SpeakRequest, check_request
+from services.gateway.request import FRAMES_PER_CHUNK_RANGE, CheckedRequest, Limits, SpeakRequest, check_request
 from services.gateway.sinks import Chunk, FragmentedMp4Sink
+from services.gateway.slots import StreamSlots
 from services.gateway.stages import SubjectInfo
+from services.gateway.webhooks import WebhookPolicy, WebhookSender
 from services.protos.talkinghead.v1 import avatar_pb2, common_pb2
 
-
-def api_keys_from_env() -> set[str]:
-    return {k.strip() for k in os.environ.get("TALKING_HEAD_API_KEYS", "").split(",") if k.strip()}
-
-
-# NB: no `from __future__ import annotations` here: FastAPI must see the real `Request` type.
+#: The JSON fields of POST /v1/videos: SpeakRequest's, plus the async-job ones.
+SPEAK_FIELDS = ("text", "audio", "subject", "lang", "voice", "static_pose", "denoise", "frames_per_chunk", "seed")
+JOB_FIELDS = ("async", "webhook")
+#: Frames per second the stage services assume when capping a Render call by max_audio_seconds.
+_STAGE_FPS = 25
+log = logging.getLogger("ray.serve")
 
 # ---- the stages as deployment handles ------------------------------------------------------
 class RemoteStages:
@@ -87,135 +95,68 @@ class RemoteStages:
             gen.cancel()  # no-op when finished; stops the renderer when we stop early
 
 
-# ---- async jobs -------------------------------------------------------------------------------
-class JobStore:
-    """Video jobs: in Redis when configured (any ingress replica can answer), else in memory."""
-
-    TTL_S = 3600
-
-    def __init__(self, redis_url: str) -> None:
-        self._mem: dict[str, dict] = {}
-        self._redis = None
-        if redis_url:
-            import redis
-
-            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
-
-    def _call(self, fn, *args):
-        import redis
-
-        try:
-            return fn(*args)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            from services.common.errors import Unavailable
-
-            raise Unavailable(f"job store is unreachable: {exc}") from exc
-
-    def put(self, job_id: str, status: dict, video: bytes | None = None) -> None:
-        import json
-
-        if self._redis is None:
-            self._mem[job_id] = {**status, "_video": video if video is not None else self._mem.get(job_id, {}).get("_video")}
-            return
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(f"th:job:{job_id}", json.dumps(status), ex=self.TTL_S)
-        if video is not None:
-            pipe.set(f"th:job:{job_id}:mp4", video, ex=self.TTL_S)
-        self._call(pipe.execute)
-
-    def get(self, job_id: str) -> dict:
-        import json
-
-        if self._redis is None:
-            if job_id not in self._mem:
-                raise NotFound(f"unknown video job {job_id!r}")
-            return {k: v for k, v in self._mem[job_id].items() if k != "_video"}
-        raw = self._call(self._redis.get, f"th:job:{job_id}")
-        if raw is None:
-            raise NotFound(f"unknown video job {job_id!r}")
-        return json.loads(raw)
-
-    def video(self, job_id: str) -> bytes:
-        if self._redis is None:
-            data = self._mem.get(job_id, {}).get("_video")
-        else:
-            data = self._call(self._redis.get, f"th:job:{job_id}:mp4")
-        if data is None:
-            raise NotFound(f"video job {job_id!r} has no video (yet)")
-        return data
-
-
 def _error_response(exc: BaseException) -> Response:
     _, http, message = status_of(exc)
     if http >= 500 and as_project_error(exc) is None:
-        import logging
-
-        logging.getLogger("ray.serve").exception("request failed")
-    return JSONResponse({"error": message}, status_code=http)
-
-
-def _post_json(url: str, payload: dict) -> None:
-    """Best-effort webhook: one POST, 5 s timeout; failures are logged, never raised."""
-    import json
-    import logging
-    import urllib.request
-
-    try:
-        req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=5).close()
-    except Exception as exc:  # noqa: BLE001
-        logging.getLogger("ray.serve").warning("webhook %s failed: %s", url, exc)
+        log.exception("request failed")
+    retry_after = getattr(as_project_error(exc), "retry_after_s", None)
+    headers = {"Retry-After": str(int(math.ceil(retry_after)))} if retry_after is not None else None
+    return JSONResponse({"error": message}, status_code=http, headers=headers)
 
 
-api = FastAPI(title="talking-head", description="Text or audio in, a talking-head mp4 out.")
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Docs are routes of the Avatar (below), so they can be off while API keys are on.
+api = FastAPI(title="talking-head", description="Text or audio in, a talking-head mp4 out.",
+              docs_url=None, redoc_url=None, openapi_url=None)
 
 
 @serve.deployment(name="Avatar")
 @serve.ingress(api)
 class Avatar:
     def __init__(self, tts: Any, denoise: Any, encoder: Any, renderer: Any, redis_url: str | None = None,
-                 api_keys: list[str] | None = None, limits: dict | None = None) -> None:
+                 api_keys: list[str] | None = None, limits: dict | None = None,
+                 webhooks: dict | None = None) -> None:
         redis_url = redis_url if redis_url is not None else os.environ.get("TALKING_HEAD_REDIS_URL", "")
         self.tts, self.denoise, self.encoder, self.renderer = tts, denoise, encoder, renderer
         self.limits = Limits.from_dict(limits)
-        self.api_keys = set(api_keys) if api_keys else api_keys_from_env()
+        self.keys = ApiKeys(api_keys)
         self.metrics = GatewayMetrics()
         self.pipeline = Pipeline(RemoteStages(tts, denoise, encoder, renderer, self.metrics), limits=self.limits)
         self.subjects = SubjectSource(redis_url)
-        self.jobs = JobStore(redis_url)
-        self._active = 0
-        self._lock = threading.Lock()
+        self.slots = StreamSlots(self.limits.max_streams)
+        self.webhook_policy = WebhookPolicy.from_dict(webhooks)
+        if not self.webhook_policy.signing_secret:
+            log.warning("webhooks are sent unsigned: set $TALKING_HEAD_WEBHOOK_SECRET (docs/serving.md)")
+        self.jobs = JobQueue(JobStore(redis_url, self.limits.job_ttl_seconds), self.slots,
+                             self._render_job, WebhookSender(self.webhook_policy),
+                             self.limits.max_queued_jobs)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.limits.max_streams + 2,
                                                            thread_name_prefix="speak")
-        self._tasks: set[asyncio.Task] = set()
+
+    def __del__(self) -> None:
+        # Serve calls this when it stops the replica: unfinished jobs are recorded as failed
+        jobs = getattr(self, "jobs", None)
+        if jobs is not None:
+            jobs.close()
 
     # ---- shared request handling ------------------------------------------------------------
-    def _check_key(self, key: str | None) -> None:
-        if self.api_keys and key not in self.api_keys:
-            raise Unauthenticated("missing or invalid API key" if key else "an API key is required")
-
-    def _grpc_auth(self, grpc_context: Any) -> None:
-        if not self.api_keys:
-            return
+    def _grpc_auth(self, grpc_context: Any) -> str | None:
+        if not self.keys.enabled:
+            return None
         meta = dict(grpc_context.invocation_metadata()) if grpc_context is not None else {}
-        value = meta.get("authorization", "")
-        self._check_key(value[7:].strip() if value.lower().startswith("bearer ") else value.strip() or None)
+        return self.keys.check(meta.get("authorization"))
 
     @asynccontextmanager
-    async def _slot(self):
-        with self._lock:
-            if self._active >= self.limits.max_streams:
-                raise ResourceExhausted(f"this replica is serving its limit of {self.limits.max_streams} streams; "
-                                        "retry later")
-            self._active += 1
-        self.metrics.in_flight.inc()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._active -= 1
-            self.metrics.in_flight.dec()
+    async def _counted(self, slot: Any):
+        async with slot:
+            self.metrics.in_flight.inc()
+            try:
+                yield
+            finally:
+                self.metrics.in_flight.dec()
 
     async def _chunks(self, req: CheckedRequest, api_name: str) -> AsyncIterator[Chunk]:
         """Run the pipeline in a worker thread; chunks arrive here as they exist. Leaving early
@@ -259,6 +200,18 @@ class Avatar:
         code = "OK" if exc is None else status_of(exc)[0].name
         self.metrics.requests.labels(api_name, method, code).inc()
 
+    def _check_audio_size(self, msg: common_pb2.AudioClip) -> None:
+        """Caps a stage-service audio message before it is forwarded: PCM by its duration,
+        an encoded file by its bytes (it is decoded in the stage replica)."""
+        kind = msg.WhichOneof("data")
+        if kind == "pcm_f32le" and msg.sample_rate > 0:
+            seconds = len(msg.pcm_f32le) / 4 / msg.sample_rate
+            if seconds > self.limits.max_audio_seconds:
+                raise ResourceExhausted(too_long_message(seconds, self.limits.max_audio_seconds))
+        elif kind == "encoded" and len(msg.encoded) > self.limits.max_body_bytes:
+            raise PayloadTooLarge(f"encoded audio is {len(msg.encoded)} bytes; the limit is "
+                                  f"{self.limits.max_body_bytes} bytes")
+
     # ---- gRPC: talkinghead.v1.Avatar ------------------------------------------------------------
     @grpc_method
     async def Speak(self, request: avatar_pb2.SpeakRequest, grpc_context: Any = None):
@@ -266,7 +219,11 @@ class Avatar:
         try:
             self._grpc_auth(grpc_context)
             kind = request.WhichOneof("input")
-            audio = audio_from_proto(request.audio, self.limits.max_audio_seconds + 1) if kind == "audio" else None
+            audio = None
+            if kind == "audio":
+                self._check_audio_size(request.audio)
+                audio = await asyncio.to_thread(audio_from_proto, request.audio, self.limits.max_audio_seconds,
+                                                ResourceExhausted)
             if request.fps and request.fps != 25:
                 raise InvalidInput("fps: subjects render at their own rate (25); leave fps at 0")
             req = check_request(SpeakRequest(text=request.text if kind != "audio" else None, audio=audio,
@@ -276,7 +233,7 @@ class Avatar:
                                              frames_per_chunk=request.frames_per_chunk), self.limits)
             # aclosing: when the stream is closed at a `yield`, stop the render now, not when
             # the abandoned inner generator happens to be garbage-collected
-            async with self._slot(), aclosing(self._chunks(req, "grpc")) as chunks:
+            async with self._counted(self.slots.take()), aclosing(self._chunks(req, "grpc")) as chunks:
                 async for c in chunks:
                     yield common_pb2.VideoChunk(index=c.index, data=c.data, is_init_segment=c.is_init,
                                                 is_last=c.is_last, frames_so_far=c.frames_so_far,
@@ -325,99 +282,138 @@ class Avatar:
         return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
 
     # ---- gRPC: per-stage services, forwarded to their deployments -----------------------------
+    # The Avatar's limits apply here too, checked before forwarding.
+    def _check_synthesize(self, request: Any) -> None:
+        check_text(request.text, request.lang or "en", self.limits.max_text_chars, too_long=ResourceExhausted)
+
     @grpc_method
     async def Synthesize(self, request: Any, grpc_context: Any = None) -> Any:
         self._grpc_auth(grpc_context)
+        self._check_synthesize(request)
         return await self.tts.Synthesize.remote(request)
 
     @grpc_method
     async def SynthesizeStream(self, request: Any, grpc_context: Any = None):
         self._grpc_auth(grpc_context)
+        self._check_synthesize(request)
         async for r in self.tts.options(stream=True).SynthesizeStream.remote(request):
             yield r
 
     @grpc_method
     async def Enhance(self, request: Any, grpc_context: Any = None) -> Any:
         self._grpc_auth(grpc_context)
+        self._check_audio_size(request.audio)
         return await self.denoise.Enhance.remote(request)
 
     @grpc_method
     async def Encode(self, request: Any, grpc_context: Any = None) -> Any:
         self._grpc_auth(grpc_context)
+        self._check_audio_size(request.audio)
         return await self.encoder.options(multiplexed_model_id=request.subject or "demo").Encode.remote(request)
 
     @grpc_method
     async def ComputeMel(self, request: Any, grpc_context: Any = None) -> Any:
         self._grpc_auth(grpc_context)
+        self._check_audio_size(request.audio)
         return await self.encoder.ComputeMel.remote(request)
 
     @grpc_method
     async def Render(self, request: Any, grpc_context: Any = None):
         self._grpc_auth(grpc_context)
+        max_frames = int(self.limits.max_audio_seconds * _STAGE_FPS)
+        if request.codes.n_frames > max_frames:
+            raise ResourceExhausted(f"{request.codes.n_frames} frames to render; the limit is {max_frames} "
+                                    f"({self.limits.max_audio_seconds:g} s at {_STAGE_FPS} fps)")
+        lo, hi = FRAMES_PER_CHUNK_RANGE
+        if request.frames_per_batch > hi:
+            raise InvalidInput(f"frames_per_batch must be between {lo} and {hi} (or 0: the default)")
         handle = self.renderer.options(stream=True, multiplexed_model_id=request.subject or "demo")
         async for r in handle.Render.remote(request):
             yield r
 
     # ---- HTTP -------------------------------------------------------------------------------------
-    def _http_auth(self, request: Request) -> None:
-        if not self.api_keys:
-            return
-        value = request.headers.get("authorization", "")
-        self._check_key(value[7:].strip() if value.lower().startswith("bearer ") else None)
+    def _http_auth(self, request: Request) -> str:
+        """The owner of what this request creates or reads: a hash of its key ("" with keys off)."""
+        return key_hash(self.keys.check(request.headers.get("authorization")))
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, refused past max_body_bytes: by Content-Length first, then while reading."""
+        cap = self.limits.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise InvalidInput("bad Content-Length")
+            if int(length) > cap:
+                raise PayloadTooLarge(f"the body is {int(length)} bytes; the limit is {cap} bytes")
+        parts, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > cap:
+                raise PayloadTooLarge(f"the body is over the limit of {cap} bytes")
+            parts.append(part)
+        return b"".join(parts)
 
     async def _http_speak_request(self, request: Request) -> tuple[CheckedRequest, dict]:
+        raw = await self._read_body(request)
         try:
-            body = await request.json()
-        except ValueError as exc:
-            raise InvalidInput("the body must be JSON") from exc
+            body = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"the body must be JSON: {exc}") from None
         if not isinstance(body, dict):
             raise InvalidInput("the body must be a JSON object")
-        audio = None
-        if body.get("audio") is not None:
-            from services.common.audio import load_audio
-
+        unknown = sorted(set(body) - set(SPEAK_FIELDS) - set(JOB_FIELDS))
+        if unknown:
+            raise InvalidInput(f"unknown field(s) {', '.join(map(repr, unknown))}: the fields are "
+                               f"{', '.join(SPEAK_FIELDS + JOB_FIELDS)}")
+        fields = {k: v for k, v in body.items() if k in SPEAK_FIELDS and v is not None}  # null: the default
+        if "audio" in fields:
+            if not isinstance(fields["audio"], str):
+                raise InvalidInput("audio must be a base64-encoded audio file (a string)")
             try:
-                raw = base64.b64decode(body["audio"], validate=True)
-            except (ValueError, TypeError) as exc:
+                data = base64.b64decode(fields["audio"], validate=True)
+            except ValueError as exc:
                 raise InvalidInput("audio must be a base64-encoded audio file") from exc
-            audio = await asyncio.to_thread(load_audio, raw, self.limits.max_audio_seconds + 1)
-        text = body.get("text")
-        if text is not None and not isinstance(text, str):
-            raise InvalidInput("text must be a string")
-        req = check_request(SpeakRequest(text=text, audio=audio, subject=str(body.get("subject") or "demo"),
-                                         lang=str(body.get("lang") or "en"), voice=body.get("voice") or None,
-                                         static_pose=bool(body.get("static_pose", False)), denoise=body.get("denoise"),
-                                         frames_per_chunk=int(body.get("frames_per_chunk") or 0),
-                                         seed=int(body.get("seed") or 0)), self.limits)
-        return req, body
+            fields["audio"] = await asyncio.to_thread(load_audio, data, self.limits.max_audio_seconds,
+                                                      ResourceExhausted)
+        return check_request(SpeakRequest(**fields), self.limits), body
 
     async def _render_all(self, req: CheckedRequest, api_name: str) -> tuple[bytes, dict]:
         parts: list[bytes] = []
         last: Chunk | None = None
-        async with self._slot(), aclosing(self._chunks(req, api_name)) as chunks:
+        async with aclosing(self._chunks(req, api_name)) as chunks:
             async for c in chunks:
                 parts.append(c.data)
                 last = c
         meta = {"frames": last.frames_so_far if last else 0, "seconds": round(last.seconds_so_far, 3) if last else 0}
         return b"".join(parts), meta
 
+    async def _render_job(self, req: CheckedRequest) -> tuple[bytes, dict]:
+        """A job's render (the job queue holds its stream slot)."""
+        self.metrics.in_flight.inc()
+        try:
+            return await self._render_all(req, "http-async")
+        finally:
+            self.metrics.in_flight.dec()
+
     @api.post("/v1/videos")
     async def create_video(self, request: Request) -> Response:
         exc: BaseException | None = None
         try:
-            self._http_auth(request)
+            owner = self._http_auth(request)
             req, body = await self._http_speak_request(request)
-            if body.get("async"):
-                job_id = uuid.uuid4().hex
-                webhook = body.get("webhook")
-                if webhook is not None and not (isinstance(webhook, str) and webhook.startswith(("http://", "https://"))):
-                    raise InvalidInput("webhook must be an http(s) URL")
-                await asyncio.to_thread(self.jobs.put, job_id, {"id": job_id, "status": "queued"})
-                task = asyncio.create_task(self._job(job_id, req, webhook))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-                return JSONResponse({"id": job_id, "status": "queued", "url": f"/v1/videos/{job_id}"}, status_code=202)
-            video, meta = await self._render_all(req, "http")
+            run_async = body.get("async", False)
+            if not isinstance(run_async, bool):
+                raise InvalidInput("async must be true or false")
+            webhook = body.get("webhook")
+            if webhook is not None and not run_async:
+                raise InvalidInput("webhook needs \"async\": true")
+            if run_async:
+                if webhook is not None:
+                    self.webhook_policy.check_url(webhook)
+                job = await self.jobs.submit(req, owner, webhook)
+                return JSONResponse({**job, "url": f"/v1/videos/{job['id']}"}, status_code=202)
+            async with self._counted(self.slots.take()):
+                video, meta = await self._render_all(req, "http")
             return Response(video, media_type="video/mp4",
                             headers={"X-Frames": str(meta["frames"]), "X-Media-Seconds": str(meta["seconds"])})
         except BaseException as e:
@@ -426,36 +422,19 @@ class Avatar:
         finally:
             self._count("http", "POST /v1/videos", exc)
 
-    async def _job(self, job_id: str, req: CheckedRequest, webhook: str | None) -> None:
-        status: dict[str, Any] = {"id": job_id, "status": "running"}
-        try:
-            await asyncio.to_thread(self.jobs.put, job_id, status)
-            video, meta = await self._render_all(req, "http-async")
-            status = {"id": job_id, "status": "done", **meta, "content_url": f"/v1/videos/{job_id}/content"}
-            await asyncio.to_thread(self.jobs.put, job_id, status, video)
-        except Exception as exc:  # noqa: BLE001 - recorded in the job
-            code, http, message = status_of(exc)
-            status = {"id": job_id, "status": "failed", "error": message, "code": code.name, "http_status": http}
-            try:
-                await asyncio.to_thread(self.jobs.put, job_id, status)
-            except TalkingHeadError:
-                pass
-        if webhook:
-            await asyncio.to_thread(_post_json, webhook, status)
-
     @api.get("/v1/videos/{job_id}")
     async def video_status(self, job_id: str, request: Request) -> Response:
         try:
-            self._http_auth(request)
-            return JSONResponse(await asyncio.to_thread(self.jobs.get, job_id))
+            owner = self._http_auth(request)
+            return JSONResponse(await asyncio.to_thread(self.jobs.store.get, job_id, owner))
         except BaseException as e:
             return _error_response(e)
 
     @api.get("/v1/videos/{job_id}/content")
     async def video_content(self, job_id: str, request: Request) -> Response:
         try:
-            self._http_auth(request)
-            return Response(await asyncio.to_thread(self.jobs.video, job_id), media_type="video/mp4")
+            owner = self._http_auth(request)
+            return Response(await asyncio.to_thread(self.jobs.store.video, job_id, owner), media_type="video/mp4")
         except BaseException as e:
             return _error_response(e)
 
@@ -474,19 +453,38 @@ class Avatar:
     async def healthz(self) -> Response:
         store = await asyncio.to_thread(self.subjects.healthy)
         return JSONResponse({"status": "ok" if store else "degraded", "subject_store": "ok" if store else "down",
-                             "streams_in_flight": self._active})
+                             "streams_in_flight": self.slots.active, "jobs_queued": self.jobs.queued})
 
     @api.get("/metrics")
     async def metrics_text(self) -> Response:
         body, content_type = self.metrics.exposition()
         return Response(body, media_type=content_type.split(";")[0], headers={"Content-Type": content_type})
 
+    # ---- API docs: only while API keys are off (they describe every route to anyone) ------------
+    def _docs_off(self) -> Response | None:
+        return JSONResponse({"error": "not found"}, status_code=404) if self.keys.enabled else None
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(self) -> Response:
+        return self._docs_off() or JSONResponse(api.openapi())
+
+    @api.get("/docs", include_in_schema=False)
+    async def swagger_docs(self) -> Response:
+        return self._docs_off() or get_swagger_ui_html(openapi_url="/openapi.json", title="talking-head")
+
+    @api.get("/redoc", include_in_schema=False)
+    async def redoc_docs(self) -> Response:
+        return self._docs_off() or get_redoc_html(openapi_url="/openapi.json", title="talking-head")
+
 
 def build_app(args: dict | None = None) -> Any:
     """Serve config `import_path: services.gateway.app:build_app`; `args` (all optional):
     redis_url (default $TALKING_HEAD_REDIS_URL), api_keys (default $TALKING_HEAD_API_KEYS,
-    comma-separated), limits ({max_text_chars, max_audio_seconds, max_streams,
-    max_request_seconds, frames_per_chunk}), device (renderer: cuda|cpu, default auto)."""
+    comma-separated), limits (`Limits`: max_text_chars, max_audio_seconds, max_streams,
+    max_request_seconds, frames_per_chunk, max_body_bytes, max_queued_jobs, job_ttl_seconds),
+    webhooks (`WebhookPolicy`: allow_hosts, allow_http, secret (default
+    $TALKING_HEAD_WEBHOOK_SECRET), timeout_s, retries, backoff_s, workers, max_pending),
+    device (renderer: cuda|cpu, default auto)."""
     from services.denoise.deployment import DenoiseDeployment
     from services.encoder.deployment import EncoderDeployment
     from services.renderer.deployment import RendererDeployment
@@ -495,7 +493,9 @@ def build_app(args: dict | None = None) -> Any:
     args = dict(args or {})
     redis_url = args.get("redis_url")
     limits = dict(args.get("limits") or {})
+    webhooks = dict(args.get("webhooks") or {})
     frames_per_batch = Limits.from_dict(limits).frames_per_chunk  # a bad config fails here, before deploying
+    WebhookPolicy.from_dict(webhooks)
     return Avatar.bind(TtsDeployment.bind(), DenoiseDeployment.bind(), EncoderDeployment.bind(redis_url),
                        RendererDeployment.bind(redis_url, args.get("device"), frames_per_batch),
-                       redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits)
+                       redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits, webhooks=webhooks)

@@ -4,9 +4,11 @@ and passes it through `check_request` once, against one `Limits`."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.audio import too_long_message
 from services.common.bundle import check_subject_id
 from services.common.errors import InvalidInput, ResourceExhausted
 from services.common.text import MAX_TEXT_CHARS, check_language, check_text
@@ -16,15 +18,30 @@ from services.common.types import AudioClip
 FRAMES_PER_CHUNK_RANGE = (1, 250)
 
 
+#: Seeds are non-negative 63-bit integers (numpy's generators take no negative seed).
+SEED_RANGE = (0, 2**63 - 1)
+#: Bytes per second of the largest common uncompressed upload (48 kHz stereo 16-bit PCM), as base64.
+_UPLOAD_BYTES_PER_S = 48_000 * 2 * 2 * 4 / 3
+_BODY_SLACK = 1 << 20  # JSON keys, text, a webhook URL
+
+
 @dataclass(frozen=True)
 class Limits:
     """Per-process safety limits (the Serve config's `args.limits`)."""
 
     max_text_chars: int = MAX_TEXT_CHARS  # over → RESOURCE_EXHAUSTED / 429; may only be lowered
     max_audio_seconds: float = 120.0      # over → RESOURCE_EXHAUSTED / 429
-    max_streams: int = 4                  # concurrent Speak streams + jobs per replica
+    max_streams: int = 4                  # concurrent Speak streams + running jobs per replica
     max_request_seconds: float = 600.0    # server-side deadline per request
     frames_per_chunk: int = 8             # when a request leaves it at 0
+    max_body_bytes: int = 0               # HTTP body / gRPC audio bytes; 0: derived from max_audio_seconds
+    max_queued_jobs: int = 16             # async jobs waiting per replica; over → 429 + Retry-After
+    job_ttl_seconds: float = 3600.0       # a job (status and video) is kept this long
+
+    def __post_init__(self) -> None:
+        if not self.max_body_bytes:  # a 48 kHz stereo WAV of max_audio_seconds fits, as base64 JSON
+            derived = int(self.max_audio_seconds * _UPLOAD_BYTES_PER_S) + _BODY_SLACK
+            object.__setattr__(self, "max_body_bytes", derived)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "Limits":
@@ -37,8 +54,8 @@ class Limits:
         values: dict[str, Any] = {}
         for key, value in d.items():
             kind = int if known[key].type in ("int", int) else float
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
-                    or (kind is int and value != int(value)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0 or (kind is int and value != int(value)):
                 raise InvalidInput(f"limit {key} must be a positive {kind.__name__}, got {value!r}")
             values[key] = kind(value)
         limits = cls(**values)
@@ -71,11 +88,41 @@ class CheckedRequest(SpeakRequest):
     frames_per_chunk: int = 8
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_types(req: SpeakRequest) -> None:
+    """Field types, for entry points that build a request from untyped input (JSON)."""
+    if req.text is not None and not isinstance(req.text, str):
+        raise InvalidInput("text must be a string")
+    if req.audio is not None and not isinstance(req.audio, AudioClip):
+        raise InvalidInput("audio must be an audio clip")
+    if req.subject is not None and not isinstance(req.subject, str):
+        raise InvalidInput("subject must be a string (a subject id)")
+    if req.lang is not None and not isinstance(req.lang, str):
+        raise InvalidInput("lang must be a string (en or zh)")
+    if req.voice is not None and not isinstance(req.voice, str):
+        raise InvalidInput("voice must be a string")
+    if not isinstance(req.static_pose, bool):
+        raise InvalidInput("static_pose must be true or false")
+    if req.denoise is not None and not isinstance(req.denoise, bool):
+        raise InvalidInput("denoise must be true, false or absent")
+    lo, hi = FRAMES_PER_CHUNK_RANGE
+    if not _is_int(req.frames_per_chunk) or not (req.frames_per_chunk == 0 or lo <= req.frames_per_chunk <= hi):
+        raise InvalidInput(f"frames_per_chunk must be a whole number between {lo} and {hi} (or 0: the default)")
+    lo, hi = SEED_RANGE
+    if not _is_int(req.seed) or not lo <= req.seed <= hi:
+        raise InvalidInput(f"seed must be a whole number between {lo} and 2^63-1")
+
+
 def check_request(req: SpeakRequest, limits: Limits = Limits()) -> CheckedRequest:
     """The request with its text normalised and defaults filled in, or one clear error:
-    InvalidInput (malformed) or ResourceExhausted (over a limit)."""
+    InvalidInput (malformed, including a field of the wrong type) or ResourceExhausted (over
+    a limit)."""
     if isinstance(req, CheckedRequest):
         return req
+    _check_types(req)
     if (req.text is None) == (req.audio is None):
         raise InvalidInput("give exactly one of text or audio")
     lang = req.lang or "en"
@@ -86,17 +133,11 @@ def check_request(req: SpeakRequest, limits: Limits = Limits()) -> CheckedReques
         check_language(lang)
         assert req.audio is not None
         if req.audio.duration > limits.max_audio_seconds:
-            raise ResourceExhausted(f"audio is {req.audio.duration:.1f} s; the limit is {limits.max_audio_seconds:g} s")
+            raise ResourceExhausted(too_long_message(req.audio.duration, limits.max_audio_seconds))
         if req.audio.duration <= 0:
             raise InvalidInput("audio is empty")
     subject = check_subject_id(req.subject or "demo")
-    if req.voice is not None and not isinstance(req.voice, str):
-        raise InvalidInput("voice must be a string")
     frames = req.frames_per_chunk or limits.frames_per_chunk
-    lo, hi = FRAMES_PER_CHUNK_RANGE
-    if not isinstance(frames, int) or not lo <= frames <= hi:
-        raise InvalidInput(f"frames_per_chunk must be between {lo} and {hi}")
     denoise = req.denoise if req.denoise is not None else req.audio is not None
     return CheckedRequest(text=text, audio=req.audio, subject=subject, lang=lang, voice=req.voice or None,
-                          static_pose=bool(req.static_pose), denoise=bool(denoise), frames_per_chunk=frames,
-                          seed=int(req.seed))
+                          static_pose=req.static_pose, denoise=denoise, frames_per_chunk=frames, seed=req.seed)

@@ -77,6 +77,29 @@ def patient_health_checks() -> None:
         os.environ.setdefault(key, value)
 
 
+#: Smallest gRPC message cap for Serve's proxies (Ray's own default is 2 GiB): room for
+#: rendered frame batches of the stage services.
+MIN_GRPC_MESSAGE_BYTES = 64 << 20
+
+
+def grpc_message_bytes(config: dict[str, Any]) -> int:
+    """The gRPC message cap for this config: the largest Avatar body cap plus room for the
+    rest of the message, at least MIN_GRPC_MESSAGE_BYTES."""
+    from services.gateway.request import Limits
+
+    body = max((Limits.from_dict((app.get("args") or {}).get("limits")).max_body_bytes
+                for app in config["applications"]), default=0)
+    return max(MIN_GRPC_MESSAGE_BYTES, body + (1 << 20))
+
+
+def prepare_local_ray(config: dict[str, Any]) -> None:
+    """Environment for a Ray cluster this process starts (call before ray.init: its processes
+    inherit it; explicit settings win): patient proxy checks and the gRPC message cap, which
+    Ray 2.60 reads only from $RAY_SERVE_GRPC_MAX_MESSAGE_SIZE."""
+    patient_health_checks()
+    os.environ.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(grpc_message_bytes(config)))
+
+
 def start(config: dict[str, Any], wait_s: float = 300.0) -> None:
     """Connect to (or start) Ray, start Serve's proxies and deploy the config; wait until RUNNING."""
     import ray
@@ -88,7 +111,7 @@ def start(config: dict[str, Any], wait_s: float = 300.0) -> None:
         if os.environ.get("RAY_ADDRESS"):
             ray.init(namespace="serve")
         else:  # a laptop: enough logical CPUs for the minimum replicas (the OS shares the cores)
-            patient_health_checks()
+            prepare_local_ray(config)
             ray.init(namespace="serve", include_dashboard=False,
                      num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_needed(config) + 1)))
     client = serve_api.serve_start(http_options=schema.http_options.model_dump(),

@@ -1,13 +1,13 @@
 """The Ray Serve app for real: Ray Serve (CPU) from the checked-in Serve config, a real
 redis-server, tiny random-initialised real subjects, gRPC through Ray's proxy and HTTP.
 
-Serve starts once for the module (~30 s on 2 cores); API keys are on for the module."""
+Serve starts once for the module (~30 s on 2 cores; the `served` fixture in conftest.py);
+API keys are on for the module."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 
@@ -25,47 +25,6 @@ pytestmark = pytest.mark.integration
 KEY = "test-key-1"
 AUTH = (("authorization", f"Bearer {KEY}"),)
 TEXT = "Hello there. Thanks for calling."
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def served(redis_module, tmp_path_factory):
-    import ray
-    from ray import serve
-
-    from services.common.redis_store import RedisSubjectStore
-    from services.gateway import serving
-    from services.training.random_subject import random_subject
-
-    work = tmp_path_factory.mktemp("subjects")
-    store = RedisSubjectStore(redis_module.url)
-    bundles = {n: random_subject(n, work, seed=i) for i, n in enumerate(("tiny-a", "tiny-b"))}
-    for b in bundles.values():
-        store.push(b)
-    http_port, grpc_port = _free_port(), _free_port()
-    config = serving.adapt_config(
-        serving.read_config(), gpus=0, http_port=http_port, grpc_port=grpc_port, http_host="127.0.0.1",
-        app_args={"redis_url": redis_module.url, "api_keys": [KEY],
-                  "limits": {"max_text_chars": 400, "max_streams": 4, "frames_per_chunk": 4}})
-    os.environ["TALKING_HEAD_HOME"] = str(work / "home")  # no user subjects leak in
-    serving.patient_health_checks()
-    ray.init(num_cpus=4, include_dashboard=False, namespace="serve",
-             runtime_env={"env_vars": {"TALKING_HEAD_HOME": str(work / "home"), "OMP_NUM_THREADS": "1"}})
-    try:
-        serving.start(config, wait_s=240)
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-        grpc.channel_ready_future(channel).result(timeout=30)
-        yield {"http": f"http://127.0.0.1:{http_port}", "channel": channel, "store": store, "redis": redis_module,
-               "bundles": bundles}
-        channel.close()
-    finally:
-        serve.shutdown()
-        ray.shutdown()
 
 
 def _speak(served, text=TEXT, subject="tiny-a", metadata=AUTH, **kw):

@@ -121,3 +121,47 @@ def test_pad_to_frames_reaches_the_next_frame_boundary():
     assert n == 3 and len(exact.samples) == 882 * 3
     longer, n = pad_to_frames(clip, 25.0, n_frames=30)
     assert n == 30 and len(longer.samples) == 30 * 882
+
+
+def _encoded(seconds: float, fmt: str, sr: int = 16_000) -> bytes:
+    """`seconds` of tone as a file: WAV/FLAC through libsndfile, mp4/adts (AAC) through FFmpeg."""
+    samples = _tone(300.0, seconds, sr)
+    buf = io.BytesIO()
+    if fmt in ("WAV", "FLAC"):
+        sf.write(buf, samples, sr, format=fmt, subtype="PCM_16")
+        return buf.getvalue()
+    import av
+
+    with av.open(buf, "w", format=fmt) as c:
+        s = c.add_stream("aac", rate=sr)
+        s.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate, frame.pts = sr, 0
+        for p in [*s.encode(frame), *s.encode(None)]:
+            c.mux(p)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "FLAC", "mp4", "adts"])
+def test_audio_over_the_limit_is_the_callers_error_however_far_over(fmt):
+    # 0.5 s and 1 s over answer alike (the header check and the decode-time check agree),
+    # with the error type the caller asks for (the server: ResourceExhausted → 429)
+    from services.common.errors import ResourceExhausted
+
+    for seconds in (2.5, 3.0, 30.0):
+        with pytest.raises(ResourceExhausted, match="limit is 2 s"):
+            load_audio(_encoded(seconds, fmt), max_seconds=2.0, too_long=ResourceExhausted)
+    with pytest.raises(InvalidInput, match="limit is 2 s"):
+        load_audio(_encoded(3.0, fmt), max_seconds=2.0)
+    assert load_audio(_encoded(1.5, fmt), max_seconds=2.0).duration < 2.0
+
+
+def test_pcm_over_the_limit_is_refused_from_its_length():
+    from services.common.errors import ResourceExhausted
+    from services.common.wire import audio_from_proto
+    from services.protos.talkinghead.v1 import common_pb2
+
+    msg = common_pb2.AudioClip(pcm_f32le=np.zeros(16_000 * 3, "<f4").tobytes(), sample_rate=16_000)
+    with pytest.raises(ResourceExhausted, match="3.0 s long; the limit is 2 s"):
+        audio_from_proto(msg, 2.0, ResourceExhausted)
+    assert audio_from_proto(msg, 3.0).duration == 3.0

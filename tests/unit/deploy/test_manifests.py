@@ -13,11 +13,14 @@ import jsonschema
 import pytest
 import yaml
 
+from services.gateway import serving
+
 # k8s_checks.py, registered under this name by conftest.py
 from _talking_head_deploy_k8s_checks import (DEPLOY, OVERLAYS, REPO, check_policy, find, pod_templates,
                                               render_manifests, validate_core, validate_crd,
                                               validate_serve_config)
 
+GRPC_CAP = serving.grpc_message_bytes(serving.read_config())
 CORE_KINDS = {"Secret", "Service", "StatefulSet", "Job", "PodDisruptionBudget"}
 MONITORING_KINDS = {"PodMonitor", "ServiceMonitor"}
 ENDPOINT = {"type": "object", "required": ["port"], "additionalProperties": False,
@@ -125,6 +128,9 @@ def test_ray_cluster_layout(rendered):
                 env = {e["name"]: e for e in c["env"]}
                 assert env["TALKING_HEAD_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "talking-head-api-keys"
                 assert env["TALKING_HEAD_REDIS_URL"]["value"] == "redis://talking-head-redis:6379/0"
+                assert env["TALKING_HEAD_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]["optional"] is True
+                # Serve's gRPC proxy cap (Ray's default is 2 GiB; grpc_options cannot set it)
+                assert int(env["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"]["value"]) == GRPC_CAP
                 if label != "head":
                     assert c["readinessProbe"]["httpGet"] == {"path": "/-/healthz", "port": 8000}
         # the serve Service declares both ports, too

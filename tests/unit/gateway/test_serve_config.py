@@ -39,3 +39,29 @@ def test_grpc_servicer_functions_import():
     for path in serving.read_config()["grpc_options"]["grpc_servicer_functions"]:
         module, name = path.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), name)), path
+
+
+def test_config_limits_and_webhooks_parse_strictly():
+    from services.gateway.request import Limits
+    from services.gateway.webhooks import WebhookPolicy
+
+    args = serving.read_config()["applications"][0]["args"]
+    limits = Limits.from_dict(args["limits"])
+    policy = WebhookPolicy.from_dict(args["webhooks"])
+    assert policy.allow_hosts == () and policy.allow_http is False and policy.secret == ""  # secrets: env only
+    assert limits.max_queued_jobs >= 1 and limits.max_body_bytes > limits.max_audio_seconds * 48_000 * 4
+    # the proxies' gRPC cap holds the largest body the Avatar accepts, and is far below Ray's 2 GiB
+    assert limits.max_body_bytes < serving.grpc_message_bytes(serving.read_config()) < 2**31 - 1
+
+
+def test_prepare_local_ray_sets_the_grpc_cap_unless_set(monkeypatch):
+    config = serving.read_config()
+    for var in ("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", *serving.PATIENT_HEALTH_CHECKS):
+        monkeypatch.delenv(var, raising=False)  # and restored afterwards
+    serving.prepare_local_ray(config)
+    import os
+
+    assert int(os.environ["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"]) == serving.grpc_message_bytes(config)
+    monkeypatch.setenv("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", "123")
+    serving.prepare_local_ray(config)
+    assert os.environ["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"] == "123"
