@@ -365,7 +365,8 @@ class DatasetWriter:
         Image.fromarray(labels_to_parsing(labels)).save(self.tmp / "parsing" / f"{i}.png")
         Image.fromarray(gt_image if gt_image is not None else image).save(
             self.tmp / "gt_imgs" / f"{i}.jpg", quality=self.quality, subsampling=0)
-        Image.fromarray(torso_rgba, "RGBA").save(self.tmp / "torso_imgs" / f"{i}.png")
+        # zlib level 3: a quarter of the default's time on these large RGBA layers, ~10 % more bytes
+        Image.fromarray(torso_rgba, "RGBA").save(self.tmp / "torso_imgs" / f"{i}.png", compress_level=3)
         self._poses.append(np.asarray(c2w, np.float64))
         self._blink.append(float(blink))
         return i
