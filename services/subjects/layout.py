@@ -48,7 +48,7 @@ AU_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success", "AU45_r"
 
 def labels_to_parsing(labels: np.ndarray) -> np.ndarray:
     """uint8 labels [H,W] (0 bg, 1 head, 2 neck, 3 torso) → parsing colours [H,W,3]."""
-    return PARSING_RGB[np.asarray(labels)]
+    return np.take(PARSING_RGB, np.asarray(labels), axis=0)  # a few times faster than PARSING_RGB[labels]
 
 
 def parsing_to_labels(rgb: np.ndarray) -> np.ndarray:

@@ -4,8 +4,6 @@ uncovers are inpainted (cv2.inpaint, Telea)."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from services.subjects.layout import LABEL_BG
@@ -37,23 +35,22 @@ class BackgroundBuilder:
         self.frames.append(frame)
         self.masks.append(person == 0)
 
-    def build(self) -> tuple[np.ndarray, float]:
-        """(uint8 [S,S,3] background, fraction of it inpainted)."""
+    def build(self) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 [S,S,3] background, bool [S,S] pixels seen rather than inpainted)."""
         import cv2
 
-        frames = np.stack(self.frames)  # [K,S,S,3]
-        masks = np.stack(self.masks)  # [K,S,S]
+        masks = np.stack(self.masks)  # [K,S,S]: True where a frame shows background
         seen = masks.any(0)
-        out = np.zeros(frames.shape[1:], np.uint8)
-        for y0 in range(0, self.size, 64):  # row blocks keep the float copy small
-            f = frames[:, y0:y0 + 64].astype(np.float32)
-            f[~masks[:, y0:y0 + 64]] = np.nan
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: inpainted below
-                med = np.nanmedian(f, axis=0)
-            out[y0:y0 + 64] = np.nan_to_num(med).round().clip(0, 255).astype(np.uint8)
+        # median over the frames that show each pixel: the others sort last (256), and the
+        # median is taken at half of each pixel's own count
+        stack = np.stack(self.frames).astype(np.uint16)  # [K,S,S,3]
+        stack[~masks] = 256
+        stack.sort(axis=0)
+        middle = np.maximum((masks.sum(0) - 1) // 2, 0)
+        out = np.take_along_axis(stack, np.repeat(middle[None, ..., None], 3, -1), axis=0)[0]
+        out = np.minimum(out, 255).astype(np.uint8)
         holes = (~seen).astype(np.uint8)
         if holes.any():
             radius = max(3, self.size // 64)
             out = cv2.inpaint(out, holes, radius, cv2.INPAINT_TELEA)
-        return out, float(holes.mean())
+        return out, seen

@@ -48,12 +48,13 @@ def _open(path: Path):
     try:
         return av.open(str(path), mode="r")
     except av.FFmpegError as exc:
-        raise InvalidInput(f"could not decode {path.name}: not a video FFmpeg can read ({exc.strerror or exc})") from exc
+        reason = exc.strerror or exc
+        raise InvalidInput(f"could not decode {path.name}: not a video FFmpeg can read ({reason})") from exc
 
 
 def probe(path: str | Path, min_seconds: float = MIN_SECONDS) -> VideoInfo:
-    """Check that `path` is a decodable video with a face-sized picture, an audio track and
-    at least `min_seconds`; one InvalidInput naming the problem otherwise."""
+    """Check that `path` is a decodable video (not a still picture) with an audio track and at
+    least `min_seconds`; one InvalidInput naming the problem otherwise."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"video not found: {path}")

@@ -69,12 +69,12 @@ def _poly(mask_shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
     return out.astype(bool)
 
 
-def regions(mesh: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(face outline, everything above the jaw line, the neck band) as bool masks, from
-    FaceMesh points [478,≥2] in continuous pixel coordinates of an image of `shape`."""
+def _outlines(mesh: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Polygons (pixel-centre coordinates) of the face outline, of everything above the jaw
+    line, and of the neck band, from FaceMesh points [478,≥2] of a `size`-pixel image."""
     p = mesh[:, :2] - 0.5  # continuous coordinates → pixel-centre indices
     _, right, down, face_h, _ = face_axes(mesh)
-    far = 4.0 * max(shape)
+    far = 4.0 * size
     jaw = p[JAW]
     left_end, right_end = jaw[-1], jaw[0]  # image left (234) and image right (454)
     drop = EAR_DROP * face_h * down
@@ -88,7 +88,14 @@ def regions(mesh: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.nd
     a, b = p[_JAW_CORNERS[0]], p[_JAW_CORNERS[1]]
     length, flare = NECK_LENGTH * face_h * down, NECK_FLARE * face_h * right
     band = np.array([left_end + drop, right_end + drop, b + length + flare, a + length - flare])
-    return _poly(shape, p[FACE_OVAL]), _poly(shape, above), _poly(shape, band)
+    return p[FACE_OVAL], above, band
+
+
+def regions(mesh: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(face outline, everything above the jaw line, the neck band) as bool masks, from
+    FaceMesh points [478,≥2] in continuous pixel coordinates of an image of `shape`."""
+    face, above, band = _outlines(mesh, max(shape))
+    return _poly(shape, face), _poly(shape, above), _poly(shape, band)
 
 
 def _box(mask: np.ndarray) -> tuple[slice, slice] | None:
@@ -148,21 +155,23 @@ def torso_layer(rgb: np.ndarray, labels: np.ndarray, mesh: np.ndarray) -> np.nda
     """uint8 RGBA [H,W,4]: neck and torso with the head taken out, the neck carried up under
     the chin (each column repeats its top neck pixel) so a head turning or nodding never
     uncovers a hole."""
-    body = labels >= LABEL_NECK
+    h, w = labels.shape
+    alpha = (labels >= LABEL_NECK).astype(np.uint8) * 255
+    rgba = np.zeros((h, w, 4), np.uint8)
+    np.copyto(rgba[..., :3], rgb, where=alpha[..., None] > 0)
     neck = labels == LABEL_NECK
     has_neck = neck.any(0)
     if has_neck.any():
         top = neck.argmax(0)  # first neck row per column
-        rows = np.arange(labels.shape[0])[:, None]
-        fill = regions(mesh, labels.shape)[2] & (labels == LABEL_HEAD) & (rows < top) & has_neck
-        colour = rgb[top, np.arange(labels.shape[1])]  # [W,3]: each column's top neck pixel
-        out_rgb = np.where(body[..., None], rgb, np.where(fill[..., None], colour[None], 0))
-        body = body | fill
-    else:
-        out_rgb = np.where(body[..., None], rgb, 0)
-    return np.concatenate([out_rgb.astype(np.uint8), (body.astype(np.uint8) * 255)[..., None]], -1)
+        fill = _poly((h, w), _outlines(mesh, max(h, w))[2]) & (labels == LABEL_HEAD)
+        fill &= (np.arange(h)[:, None] < top) & has_neck
+        np.copyto(rgba[..., :3], rgb[top, np.arange(w)][None], where=fill[..., None])
+        alpha[fill] = 255
+    rgba[..., 3] = alpha
+    return rgba
 
 
-def over_background(rgb: np.ndarray, labels: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """The frame with its background pixels replaced by the clean background (gt_imgs)."""
-    return np.where((labels == LABEL_BG)[..., None], background, rgb)
+def over_background(rgb: np.ndarray, labels: np.ndarray, background: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The frame with its background pixels replaced by the clean background (gt_imgs), where
+    that background was seen; inpainted guesses never replace what the camera filmed."""
+    return np.where(((labels == LABEL_BG) & seen)[..., None], background, rgb)

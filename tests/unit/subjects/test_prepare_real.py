@@ -62,9 +62,9 @@ def test_training_reads_the_dataset(dataset) -> None:
 
 def test_landmarks_fall_inside_the_face(dataset) -> None:
     """Checked against MediaPipe's face detector, a model independent of FaceMesh."""
-    import mediapipe as mp
+    from services.subjects.prepare.landmarks import mediapipe
 
-    with mp.solutions.face_detection.FaceDetection(model_selection=1) as detector:
+    with mediapipe().solutions.face_detection.FaceDetection(model_selection=1) as detector:
         for k in (0, N // 2, N - 1):
             image = dataset.image(k)
             box = detector.process(image).detections[0].location_data.relative_bounding_box
