@@ -15,33 +15,44 @@ LIEU = real_media_dir() / "video" / "lieu_address_60s_256.mp4"
 OBAMA = real_media_dir() / "video" / "obama_weekly_address_20s.mp4"
 
 
+#: Encoder options that keep test clips quick to write.
+_FAST = {"libx264": {"preset": "ultrafast", "crf": "18"}, "libx265": {"preset": "ultrafast", "crf": "20"},
+         "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "30", "b": "0"}}
+
+
 def write_clip(path: Path, frames: Iterable[np.ndarray], fps: int, audio: np.ndarray | None = None,
-               sample_rate: int = 16_000, rotation: int = 0) -> Path:
-    """H.264 (+ AAC when `audio` is given) mp4 of uint8 RGB frames; `rotation` sets the
-    display matrix (degrees counter-clockwise)."""
+               sample_rate: int = 16_000, rotation: int = 0, codec: str = "libx264",
+               audio_codec: str = "aac") -> Path:
+    """A video of uint8 RGB frames (+ a mono audio track when `audio` is given) in the
+    container its suffix names; `rotation` sets the display matrix (degrees counter-clockwise)."""
     import av
 
     with av.open(str(path), "w") as out:
         video = None
         for img in frames:
             if video is None:
-                video = out.add_stream("libx264", rate=fps)
+                video = out.add_stream(codec, rate=fps)
                 video.height, video.width = img.shape[:2]
                 video.pix_fmt = "yuv420p"
-                video.options = {"preset": "ultrafast", "crf": "18"}
+                video.options = _FAST.get(codec, {})
                 if rotation:
                     video.set_display_rotation(rotation)
                 if audio is not None:
-                    sound = out.add_stream("aac", rate=sample_rate)
+                    sound = out.add_stream(audio_codec, rate=sample_rate)
                     sound.layout = "mono"
             for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
         if audio is not None:
-            for s in range(0, len(audio), 1024):
-                frame = av.AudioFrame.from_ndarray(audio[None, s:s + 1024].astype(np.float32), format="flt",
-                                                   layout="mono")
+            step = sound.codec_context.frame_size or 1024
+            fmt = sound.codec_context.format.name  # aac takes planar floats, libopus 16-bit integers
+            for s in range(0, len(audio), step):
+                chunk = np.zeros(step, np.float32)
+                chunk[:len(audio[s:s + step])] = audio[s:s + step]
+                if fmt.startswith("s16"):
+                    chunk = (chunk * 32767).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(chunk[None], format=fmt, layout="mono")
                 frame.sample_rate = sample_rate
                 for packet in sound.encode(frame):
                     out.mux(packet)

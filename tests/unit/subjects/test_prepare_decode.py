@@ -82,3 +82,18 @@ def test_silent_audio_track_is_refused(tmp_path: Path, clip_writer) -> None:
     path = clip_writer(tmp_path / "v.mp4", (_coded(k) for k in range(260)), 25, np.zeros(16_000 * 11, np.float32))
     with pytest.raises(InvalidInput, match="silent"):
         decode.audio(decode.probe(path), 255, 25)
+
+
+@pytest.mark.parametrize("suffix, codec, audio_codec, rate", [
+    ("mkv", "libx264", "aac", 44_100), ("mov", "libx264", "aac", 48_000), ("mp4", "libx265", "aac", 48_000),
+    ("webm", "libvpx-vp9", "libopus", 48_000)])
+def test_common_containers_and_codecs_decode(tmp_path: Path, clip_writer, suffix: str, codec: str,
+                                             audio_codec: str, rate: int) -> None:
+    path = clip_writer(tmp_path / f"v.{suffix}", (_coded(k) for k in range(260)), 25, _tone(10.4, rate), rate,
+                       codec=codec, audio_codec=audio_codec)
+    info = decode.probe(path)
+    assert info.duration == pytest.approx(10.4, abs=0.1)
+    got = [_index(f) for f in decode.frames(info, 25)]
+    assert got[:200] == list(range(200))
+    clip = decode.audio(info, len(got), 25)
+    assert clip.duration == pytest.approx(len(got) / 25) and np.sqrt(np.mean(clip.samples[8000:-8000] ** 2)) > 0.1
