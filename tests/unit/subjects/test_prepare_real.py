@@ -94,6 +94,25 @@ def test_pose_track_is_smooth(dataset) -> None:
     assert np.degrees(rot.magnitude()).max() < 40  # facing the camera, roughly
 
 
+def test_head_sits_at_the_renderer_origin(dataset) -> None:
+    """Rays through the face's landmarks (renderer space, as training casts them) pass by the
+    origin at head-sized distances: the nose close, the chin half the AABB's height away."""
+    import torch
+
+    from services.renderer.rays import get_rays
+    from services.training.data import dataset_intrinsics, renderer_poses
+
+    frames = np.arange(0, N, 25)
+    origins, dirs = get_rays(renderer_poses(dataset.poses[frames]), dataset_intrinsics(dataset))
+    for point, (lo, hi) in ((30, (0.0, 0.3)), (62, (0.1, 0.45)), (8, (0.3, 0.75))):  # nose tip, lips, chin
+        px = np.round(dataset.landmarks[frames, point]).astype(int)
+        rows = torch.arange(len(frames)), torch.from_numpy(px[:, 1] * 256 + px[:, 0])
+        o, d = origins[rows], dirs[rows]
+        closest = o - (o * d).sum(-1, keepdim=True) * d
+        assert torch.all((closest.norm(dim=-1) > lo) & (closest.norm(dim=-1) < hi)), point
+    assert torch.all((origins[:, 0].norm(dim=-1) > 1.5) & (origins[:, 0].norm(dim=-1) < 8))  # camera outside the AABB
+
+
 def test_parsing_areas_are_plausible(dataset) -> None:
     areas = np.array([np.bincount(dataset.labels(k).ravel(), minlength=4) for k in range(0, N, 5)]) / 256 ** 2
     assert np.all((areas[:, LABEL_HEAD] > 0.2) & (areas[:, LABEL_HEAD] < 0.65))
