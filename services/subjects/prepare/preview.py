@@ -37,8 +37,8 @@ def write_sheet(path: str | Path, title: str, samples: list[Sample], background:
 
     n = len(samples)
     cols = max(n, 3)
-    fig = plt.figure(figsize=(3.2 * cols, 10.4), dpi=100)
-    grid = fig.add_gridspec(4, cols, height_ratios=[1, 1, 0.55, 0.55], hspace=0.35, wspace=0.08)
+    fig = plt.figure(figsize=(3.2 * cols, 11.2), dpi=100)
+    grid = fig.add_gridspec(4, cols, height_ratios=[1, 1, 0.8, 0.55], hspace=0.35, wspace=0.08)
     fig.suptitle(title, fontsize=10, family="monospace")
     for j, s in enumerate(samples):
         ax = fig.add_subplot(grid[0, j])
