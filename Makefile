@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TEXT ?= Hello! Thanks for calling, how can I help you today?
-# the last release whose legacy solutions carry their models in the wheel (subject prepare)
+# subject prepare's MediaPipe: 0.10.14–0.10.21 carry the legacy solutions' models in the wheel
 MEDIAPIPE := 0.10.14
 
 .PHONY: setup demo test test-unit test-integration protos bench lint clean redis-server promtool

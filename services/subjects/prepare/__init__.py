@@ -31,7 +31,7 @@ from services.common.types import VIDEO_FPS
 from services.subjects.layout import DatasetWriter
 from services.subjects.prepare import decode, landmarks
 from services.subjects.prepare.background import BackgroundBuilder
-from services.subjects.prepare.blink import blink_track
+from services.subjects.prepare.blink import blink_track, eyes_closing
 from services.subjects.prepare.crop import Crop, choose_crop
 from services.subjects.prepare.parsing import Segmenter, over_background, parse, torso_layer
 from services.subjects.prepare.pose import PoseTrack, track_pose
@@ -84,8 +84,8 @@ def prepare(video: str | Path, name: str, config: PrepareConfig = PrepareConfig(
     t1 = time.perf_counter()
     n, fps = len(track.mesh), config.fps
     cx, cy = track.crop.principal_point()
-    poses = track_pose(track.mesh, config.size, cx, cy, fps)
     blink = blink_track(track.mesh)
+    poses = track_pose(track.mesh, config.size, cx, cy, fps, unreliable=eyes_closing(blink))
     audio = decode.audio(track.info, n, fps)
     timings["pose_s"] = time.perf_counter() - t1
 

@@ -30,3 +30,10 @@ def blink_track(mesh: np.ndarray) -> np.ndarray:
     ratio = eye_aspect(mesh)
     open_ = max(float(np.median(ratio)), 1e-6)
     return np.clip((open_ - ratio) / (open_ * (1 - CLOSED_RATIO)), 0.0, 1.0).astype(np.float32)
+
+
+def eyes_closing(blink: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """bool [N]: frames of a blink and the frame either side (FaceMesh distorts the whole
+    face while the eyes shut, so their head poses are not trusted)."""
+    closing = np.asarray(blink) > threshold
+    return np.convolve(closing, np.ones(3), mode="same") > 0

@@ -13,6 +13,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from types import ModuleType
 
 import numpy as np
 from tqdm import tqdm
@@ -21,7 +22,8 @@ from services.common.errors import InvalidInput, Unavailable
 from services.common.extras import optional_import
 
 N_MESH = 478
-#: The last release whose legacy solutions carry their models inside the wheel.
+#: The release installed: 0.10.14–0.10.21 carry the legacy solutions' models inside the wheel
+#: (later releases download them at run time).
 MEDIAPIPE_VERSION = "0.10.14"
 #: FaceMesh indices of the 68 iBUG points (dlib / ER-NeRF `.lms` order), chosen as the mesh
 #: vertices on the same anatomical contours:
@@ -75,7 +77,7 @@ def quiet_stderr() -> Iterator[None]:
             os.close(fd)
 
 
-def mediapipe():
+def mediapipe() -> ModuleType:
     """The mediapipe module (the `preprocess` extra), its protobuf deprecation chatter muted."""
     # mediapipe 0.10.14 calls a protobuf API that warns on every result conversion
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype", category=UserWarning)

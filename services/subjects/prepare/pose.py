@@ -168,16 +168,24 @@ def estimate_focal(mesh_px: np.ndarray, rigid: np.ndarray, size: int, cx: float,
     return best, sorted((round(f, 2), round(e, 5)) for f, e in curve.items())
 
 
-def smooth_poses(rvecs: np.ndarray, tvecs: np.ndarray, sigma_frames: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian smoothing of rotations (as rotation vectors about their mean) and translations."""
-    if sigma_frames <= 0 or len(rvecs) < 3:
-        return rvecs, tvecs
+def smooth_poses(rvecs: np.ndarray, tvecs: np.ndarray, sigma_frames: float,
+                 unreliable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian smoothing of rotations (as rotation vectors about their mean) and translations;
+    `unreliable` frames take the pose interpolated from their reliable neighbours first."""
     rots = Rotation.from_rotvec(rvecs)
     mean = rots.mean()
     local = (mean.inv() * rots).as_rotvec()
-    local = gaussian_filter1d(local, sigma_frames, axis=0, mode="nearest")
-    return (mean * Rotation.from_rotvec(local)).as_rotvec(), gaussian_filter1d(tvecs, sigma_frames, axis=0,
-                                                                             mode="nearest")
+    tvecs = np.array(tvecs, np.float64)
+    if unreliable is not None and unreliable.any() and not unreliable.all():
+        t = np.arange(len(local))
+        ok = ~unreliable
+        for track in (local, tvecs):
+            for j in range(3):
+                track[unreliable, j] = np.interp(t[unreliable], t[ok], track[ok, j])
+    if sigma_frames > 0 and len(local) >= 3:
+        local = gaussian_filter1d(local, sigma_frames, axis=0, mode="nearest")
+        tvecs = gaussian_filter1d(tvecs, sigma_frames, axis=0, mode="nearest")
+    return (mean * Rotation.from_rotvec(local)).as_rotvec(), tvecs
 
 
 def to_c2w(rvecs: np.ndarray, tvecs: np.ndarray) -> np.ndarray:
@@ -192,14 +200,15 @@ def to_c2w(rvecs: np.ndarray, tvecs: np.ndarray) -> np.ndarray:
 
 
 def track_pose(mesh_px: np.ndarray, size: int, cx: float, cy: float, fps: float,
-               shape_frames: int = 300) -> PoseTrack:
+               unreliable: np.ndarray | None = None, shape_frames: int = 300) -> PoseTrack:
     """Focal, rigid shape and smoothed camera-to-head poses for FaceMesh points [N,478,3] in
-    crop pixels (continuous coordinates)."""
+    crop pixels (continuous coordinates). `unreliable` marks frames whose mesh is distorted
+    (FaceMesh squashes the whole face while the eyes shut): their poses are interpolated."""
     rigid = rigid_points(mesh_px[np.unique(np.linspace(0, len(mesh_px) - 1, min(200, len(mesh_px))).astype(int))])
     focal, curve = estimate_focal(mesh_px, rigid, size, cx, cy)
     frames = np.unique(np.linspace(0, len(mesh_px) - 1, min(shape_frames, len(mesh_px))).astype(int))
     shape = _head_frame(_mean_shape(lift(mesh_px[frames, :468], focal, cx, cy), rigid)[0])
     pnp = _Pnp(shape, rigid, focal, cx, cy)
     rvecs, tvecs, errs = zip(*(pnp.solve(m) for m in mesh_px))
-    rvecs, tvecs = smooth_poses(np.array(rvecs), np.array(tvecs), SMOOTH_SECONDS * fps)
+    rvecs, tvecs = smooth_poses(np.array(rvecs), np.array(tvecs), SMOOTH_SECONDS * fps, unreliable)
     return PoseTrack(focal, cx, cy, to_c2w(rvecs, tvecs), shape, rigid, np.array(errs), curve)

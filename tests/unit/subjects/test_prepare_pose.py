@@ -92,3 +92,20 @@ def test_head_sits_in_the_renderer_aabb_in_front_of_the_camera(track) -> None:
     forward = ngp[:, :3, 2]  # renderer cameras look down +z
     assert np.all(np.einsum("ni,ni->n", to_head, forward) > np.cos(np.radians(15)))
     assert np.median(np.linalg.norm(pose.c2w[:, :3, 3], axis=1)) == pytest.approx(0.7, rel=0.3)
+
+
+def test_poses_of_unreliable_frames_are_interpolated() -> None:
+    from services.subjects.prepare.pose import smooth_poses
+
+    n = 20
+    rvecs = np.tile([np.pi, 0.0, 0.0], (n, 1))
+    rvecs[:, 1] = np.linspace(0, 0.2, n)
+    tvecs = np.tile([0.0, 0.0, 0.7], (n, 1))
+    bad = np.zeros(n, bool)
+    bad[8:11] = True
+    jolted_r, jolted_t = rvecs.copy(), tvecs.copy()
+    jolted_r[bad, 1] += 0.3  # a blink's distortion
+    jolted_t[bad, 2] += 0.05
+    r, t = smooth_poses(jolted_r, jolted_t, 0.0, bad)
+    np.testing.assert_allclose(Rotation.from_rotvec(r).as_matrix(), Rotation.from_rotvec(rvecs).as_matrix(), atol=1e-3)
+    np.testing.assert_allclose(t, tvecs, atol=1e-9)
