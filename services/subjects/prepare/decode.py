@@ -20,8 +20,9 @@ from services.common.types import ANALYSIS_SAMPLE_RATE, AudioClip
 
 #: Shortest video that can make a subject (1–5 minutes is what the papers use).
 MIN_SECONDS = 10.0
-#: FFmpeg demuxers that read single pictures, not video.
-_IMAGE_FORMATS = ("image2", "gif", "apng", "webp")
+#: FFmpeg reads a picture file with the image2 demuxer or one named `<codec>_pipe` (these are
+#: refused as still images); an animation that decodes to several frames counts as video.
+_IMAGE_FORMATS = ("image2",)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ def _open(path: Path):
         return av.open(str(path), mode="r")
     except av.FFmpegError as exc:
         reason = exc.strerror or exc
-        raise InvalidInput(f"could not decode {path.name}: not a video FFmpeg can read ({reason})") from exc
+        raise InvalidInput(f"could not decode {path.name}: not a video FFmpeg can read ({reason}); give an mp4, "
+                           "mov, mkv or webm file") from exc
 
 
 def probe(path: str | Path, min_seconds: float = MIN_SECONDS) -> VideoInfo:
