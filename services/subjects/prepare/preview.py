@@ -38,7 +38,7 @@ def write_sheet(path: str | Path, title: str, samples: list[Sample], background:
     n = len(samples)
     cols = max(n, 3)
     fig = plt.figure(figsize=(3.2 * cols, 11.2), dpi=100)
-    grid = fig.add_gridspec(4, cols, height_ratios=[1, 1, 0.8, 0.55], hspace=0.35, wspace=0.08)
+    grid = fig.add_gridspec(4, cols, height_ratios=[1, 1, 0.8, 0.55], hspace=0.35, wspace=0.22)
     fig.suptitle(title, fontsize=10, family="monospace")
     for j, s in enumerate(samples):
         ax = fig.add_subplot(grid[0, j])
