@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TEXT ?= Hello! Thanks for calling, how can I help you today?
+# subject prepare's MediaPipe: 0.10.14–0.10.21 carry the legacy solutions' models in the wheel
+MEDIAPIPE := 0.10.14
 
 .PHONY: setup demo test test-unit test-integration protos bench lint clean redis-server promtool
 
@@ -15,7 +17,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[test,eval]"
+	$(BIN)/python -m pip install -q -e ".[test,eval,preprocess]"
+	$(BIN)/python -m pip install -q --no-deps "mediapipe==$(MEDIAPIPE)"  # see pyproject's preprocess extra
 	@touch $(STAMP)
 
 demo: setup

@@ -7,7 +7,7 @@ import importlib
 import json
 from pathlib import Path
 
-STAGES = ("tts", "denoise", "encoder", "render", "gpu")
+STAGES = ("tts", "denoise", "encoder", "render", "gpu", "prepare")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -22,3 +22,13 @@ def subjects_dir() -> Path:
 
 def datasets_dir() -> Path:
     return home() / "datasets"
+
+
+def real_media_dir() -> Path:
+    """Real videos, photos and speech for development, tests and benchmarks:
+    $TALKING_HEAD_REAL_MEDIA, else `../shared/data/real` beside the source checkout. It may
+    be absent (its media are never part of the repository); callers skip without it."""
+    env = os.environ.get("TALKING_HEAD_REAL_MEDIA")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "real"

@@ -48,7 +48,7 @@ AU_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success", "AU45_r"
 
 def labels_to_parsing(labels: np.ndarray) -> np.ndarray:
     """uint8 labels [H,W] (0 bg, 1 head, 2 neck, 3 torso) → parsing colours [H,W,3]."""
-    return PARSING_RGB[np.asarray(labels)]
+    return np.take(PARSING_RGB, np.asarray(labels), axis=0)  # a few times faster than PARSING_RGB[labels]
 
 
 def parsing_to_labels(rgb: np.ndarray) -> np.ndarray:
@@ -365,7 +365,8 @@ class DatasetWriter:
         Image.fromarray(labels_to_parsing(labels)).save(self.tmp / "parsing" / f"{i}.png")
         Image.fromarray(gt_image if gt_image is not None else image).save(
             self.tmp / "gt_imgs" / f"{i}.jpg", quality=self.quality, subsampling=0)
-        Image.fromarray(torso_rgba, "RGBA").save(self.tmp / "torso_imgs" / f"{i}.png")
+        # zlib level 3: a quarter of the default's time on these large RGBA layers, ~10 % more bytes
+        Image.fromarray(torso_rgba, "RGBA").save(self.tmp / "torso_imgs" / f"{i}.png", compress_level=3)
         self._poses.append(np.asarray(c2w, np.float64))
         self._blink.append(float(blink))
         return i
