@@ -22,3 +22,12 @@ def subjects_dir() -> Path:
 
 def datasets_dir() -> Path:
     return home() / "datasets"
+
+
+def real_data_dir() -> Path:
+    """Real recordings for measurements (never copied into the repo): $TALKING_HEAD_REAL_DATA,
+    else ../shared/data/real beside the checkout. May be absent: callers skip."""
+    env = os.environ.get("TALKING_HEAD_REAL_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
