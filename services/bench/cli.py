@@ -7,7 +7,12 @@ import importlib
 import json
 from pathlib import Path
 
-STAGES = ("tts", "denoise", "encoder", "render", "gpu", "prepare")
+from services.common.corpus import TEXT_SOURCES
+from services.common.errors import InvalidInput
+
+STAGES = ("tts", "denoise", "encoder", "render", "corpus", "gpu", "prepare")
+#: stages that speak held-out sentences, and so take --texts
+TEXT_STAGES = ("tts", "denoise", "encoder")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,12 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", required=True, choices=STAGES, help="which benchmark to run")
     p.add_argument("--json", type=Path, default=None, help="write the result JSON here")
     p.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run, not for the record)")
+    p.add_argument("--texts", choices=TEXT_SOURCES, default=None,
+                   help="held-out sentences of the tts, denoise and encoder stages: natural (default) or "
+                        "templates (the old grammar, for comparing with earlier figures)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"services.bench.{args.stage}")
-    result = module.run(json_path=None, quick=args.quick)
+    if args.texts is not None and args.stage not in TEXT_STAGES:
+        raise InvalidInput(f"--texts applies to the {', '.join(TEXT_STAGES)} stages, not {args.stage}")
+    extra = {"texts": args.texts} if args.texts is not None else {}
+    result = module.run(json_path=None, quick=args.quick, **extra)
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,11 @@ import json
 import time
 
 from services.bench.common import header, peak_rss_mb
-from services.common.sentences import random_sentences
+from services.common.corpus import sentences
 from services.tts.service import TtsService
 
 
-def run(json_path: str | None = None, quick: bool = False) -> dict:
+def run(json_path: str | None = None, quick: bool = False, texts: str = "natural") -> dict:
     svc = TtsService()
     t0 = time.perf_counter()
     svc.backend("en")
@@ -18,9 +18,10 @@ def run(json_path: str | None = None, quick: bool = False) -> dict:
     svc.synthesize("Warm up.", "en")
     result = header("tts")
     result["voice_load_s"] = round(load_s, 3)
+    result["text_source"] = texts
     n = 3 if quick else 12
     for lang in ("en", "zh"):
-        text = " ".join(random_sentences(n, lang, seed=7, split="heldout"))
+        text = " ".join(sentences(n, lang, seed=7, split="heldout", source=texts))
         t0 = time.perf_counter()
         first = None
         audio_s = 0.0

@@ -33,15 +33,16 @@ def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def build_clean_cache(speak: SpeechSource, out_dir: Path, split: str, n_en: int, n_zh: int, seed: int = 0,
-                      progress: bool = True) -> Path:
-    """Have `speak` say n_en English + n_zh Mandarin sentences of `split` into out_dir/split."""
+                      progress: bool = True, texts: str = "natural") -> Path:
+    """Have `speak` say n_en English + n_zh Mandarin sentences of `split` (from the text
+    source `texts`: services.common.corpus) into out_dir/split."""
     from tqdm import tqdm
 
-    from services.common.sentences import random_sentences
+    from services.common.corpus import sentences
 
     rng = np.random.default_rng(seed)
-    jobs = [(t, "en") for t in random_sentences(n_en, "en", seed=seed, split=split)]
-    jobs += [(t, "zh") for t in random_sentences(n_zh, "zh", seed=seed, split=split)]
+    jobs = [(t, "en") for t in sentences(n_en, "en", seed=seed, split=split, source=texts)]
+    jobs += [(t, "zh") for t in sentences(n_zh, "zh", seed=seed, split=split, source=texts)]
     rng.shuffle(jobs)
     chunks, index, pos = [], [], 0
     for text, lang in tqdm(jobs, desc=f"tts cache {split}", disable=not progress):
@@ -60,7 +61,7 @@ def build_clean_cache(speak: SpeechSource, out_dir: Path, split: str, n_en: int,
     dest = out_dir / split
     dest.mkdir(parents=True, exist_ok=True)
     np.save(dest / "speech.npy", np.concatenate(chunks))
-    (dest / "index.json").write_text(json.dumps({"sample_rate": ANALYSIS_SAMPLE_RATE,
+    (dest / "index.json").write_text(json.dumps({"sample_rate": ANALYSIS_SAMPLE_RATE, "text_source": texts,
                                                  "utterances": index}, ensure_ascii=False))
     return dest
 

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from services.common.audio import resample
 from services.common.errors import InvalidInput
-from services.common.sentences import random_sentences
+from services.common import corpus
 from services.common.types import ANALYSIS_SAMPLE_RATE, VIDEO_FPS, AudioClip, Speech, SpeechSource, join_speech
 from services.subjects.layout import DatasetWriter
 from services.subjects.oracle import OracleSubject
@@ -27,16 +27,19 @@ class SynthConfig:
     #: share of Mandarin sentences (the rest English)
     zh_fraction: float = 0.2
     video: bool = True
+    #: text source of the sentences (services.common.corpus.TEXT_SOURCES)
+    texts: str = "natural"
 
 
 def training_speech(speak: SpeechSource, minutes: float, seed: int = 0, zh_fraction: float = 0.2,
-                    progress: bool = True) -> tuple[Speech, list[dict]]:
-    """Random training-split sentences spoken by `speak` until `minutes` of audio exist,
-    joined into one Speech (native rate); also returns each sentence's text, lang and span."""
+                    progress: bool = True, texts: str = "natural") -> tuple[Speech, list[dict]]:
+    """Training-split sentences of the text source `texts` spoken by `speak` until `minutes`
+    of audio exist, joined into one Speech (native rate); also returns each sentence's text,
+    lang and span."""
     if minutes <= 0:
         raise InvalidInput(f"--minutes must be positive, got {minutes}")
     rng = random.Random(f"synth:{seed}")
-    pools = {lang: iter(random_sentences(2000, lang=lang, seed=seed, split="train")) for lang in ("en", "zh")}
+    pools = {lang: iter(corpus.sentences(2000, lang, seed=seed, split="train", source=texts)) for lang in ("en", "zh")}
     target = minutes * 60.0
     parts: list[Speech] = []
     info: list[dict] = []
@@ -89,11 +92,14 @@ def synth(name: str, config: SynthConfig = SynthConfig(), out: str | Path | None
     frames → dataset directory."""
     if not name or "/" in name or name.startswith("."):
         raise InvalidInput(f"invalid dataset name {name!r}")
+    if config.texts not in corpus.TEXT_SOURCES:
+        raise InvalidInput(f"unknown text source {config.texts!r}: choose one of {', '.join(corpus.TEXT_SOURCES)}")
     if config.fps <= 0 or not 0.0 <= config.zh_fraction <= 1.0:
         raise InvalidInput(f"fps must be positive and zh-fraction in [0, 1], got {config.fps} and {config.zh_fraction}")
     root = Path(out) if out else datasets_dir() / name
     if root.exists() and not force:
         raise InvalidInput(f"{root} already exists (use --force to replace it)")
     oracle = OracleSubject(config.size, config.seed)
-    speech, sentences = training_speech(speak, config.minutes, config.seed, config.zh_fraction, progress)
+    speech, sentences = training_speech(speak, config.minutes, config.seed, config.zh_fraction, progress,
+                                        config.texts)
     return write_oracle_dataset(root, speech, oracle, config.fps, sentences, force, config.video, progress)

@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
                     "per text and averaged. Lines with hanzi are spoken in Mandarin. The speech is seeded: "
                     "every run scores the same audio.")
     ev.add_argument("--subject", default="demo", help="subject id (default demo)")
-    ev.add_argument("--texts", type=Path, default=None,
-                    help="file with one sentence per line (default: 8 held-out sentences, 6 en + 2 zh)")
+    ev.add_argument("--texts", default="natural", metavar="FILE|natural|templates",
+                    help="a file with one sentence per line, or a built-in held-out set of 8 sentences "
+                         "(6 en + 2 zh): natural (default; sources never trained on) or templates (the "
+                         "old template grammar's held-out split)")
     ev.add_argument("--json", type=Path, default=None, help="write the full result here")
     ev.set_defaults(func=_eval)
 
@@ -47,17 +49,18 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from services.common.corpus import TEXT_SOURCES, sentences
     from services.common.errors import InvalidInput
-    from services.common.sentences import random_sentences
     from services.gateway.stages import LocalStages
     from services.training.evaluation import evaluate_oracle
 
-    if args.texts is not None:
-        if not args.texts.is_file():
-            raise InvalidInput(f"texts file not found: {args.texts}")
-        texts = args.texts.read_text(encoding="utf-8").splitlines()
+    if args.texts in TEXT_SOURCES:
+        texts = sentences(6, "en", seed=11, split="heldout", source=args.texts) + \
+            sentences(2, "zh", seed=11, split="heldout", source=args.texts)
+    elif not Path(args.texts).is_file():
+        raise InvalidInput(f"texts file not found: {args.texts} (or name a built-in set: {', '.join(TEXT_SOURCES)})")
     else:
-        texts = random_sentences(6, "en", seed=11, split="heldout") + random_sentences(2, "zh", seed=11, split="heldout")
+        texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
     import onnxruntime
 
     onnxruntime.set_seed(11)  # Piper draws its prosody noise in onnxruntime: same speech every run

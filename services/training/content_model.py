@@ -4,7 +4,8 @@
     python -m services.training.content_model prepare --n-train 1500          # only make data
     python -m services.training.content_model export                   # checkpoint → weights dir
 
-Data: random_sentences(split="train") in English and Mandarin spoken by the bundled TTS
+Data: training sentences of a text source (services.common.corpus: natural sentences by
+default, `--texts templates` for the old grammar) in English and Mandarin spoken by the bundled TTS
 voice with randomised speaking rate and prosody noise, resampled to 16 kHz; labels are
 the TTS timings' IPA phonemes (en) and pinyin initials/finals (zh; see
 services/encoder/units.py for why no tones). Cached under cache/encoder/data
@@ -13,8 +14,8 @@ loss is computed over blank + that language's units only, plus a frame-level
 cross-entropy on the TTS-timed units (a dense signal that gets a from-scratch CTC model
 off its all-blank plateau in a CPU budget). Resumable: the run directory holds
 safetensors checkpoints (model and optimiser) plus JSON state; rerunning the command
-continues. Held-out PER is measured on random_sentences(split="heldout") at the voice's
-default settings.
+continues. Held-out PER is measured on the source's held-out sentences at the voice's
+default settings. A cache holds one text source (data/texts.txt); mixing them is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from services.common.audio import resample
+from services.common.corpus import TEXT_SOURCES
 from services.common.types import ANALYSIS_SAMPLE_RATE, SynthesisOptions
 from services.encoder.content import DEFAULT_CONTENT_MODEL, receptive_field, tiny_ctc_config
 from services.encoder.units import (BLANK, UNK, ctc_greedy, language_units, phone_error_rate,
@@ -53,14 +55,29 @@ def shard_path(cache: Path, split: str, lang: str, k: int) -> Path:
     return cache / "data" / split / f"{lang}_{k:04d}.npz"
 
 
-def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool) -> None:
+def cache_texts(cache: Path, texts: str) -> None:
+    """Record the cache's text source on first use; refuse a different one later."""
+    marker = cache / "data" / "texts.txt"
+    if marker.exists():
+        held = marker.read_text().strip()
+    elif any((cache / "data").glob("*/*.npz")):
+        held = "templates"  # caches made before the marker existed
+    else:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(texts + "\n")
+        return
+    if held != texts:
+        raise SystemExit(f"{cache / 'data'} holds {held} sentences, not {texts}: use another --cache")
+
+
+def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool, texts: str = "natural") -> None:
     """Synthesise n sentences into one npz (int16 audio at 16 kHz + labels JSON)."""
-    from services.common.sentences import random_sentences
+    from services.common.corpus import sentences
 
     speak = bundled_voice()
     rng = random.Random(f"{split}-{lang}-{k}")
     audio, offsets, meta = [], [0], []
-    for text in random_sentences(n, lang=lang, seed=10_000 * (split == "heldout") + k, split=split):
+    for text in sentences(n, lang, seed=10_000 * (split == "heldout") + k, split=split, source=texts):
         opts = SynthesisOptions(rng.uniform(0.8, 1.25), rng.uniform(0.3, 0.9), rng.uniform(0.4, 1.0)) \
             if vary else SynthesisOptions()
         speech = speak(text, lang, options=opts)
@@ -77,13 +94,14 @@ def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool) ->
     tmp.rename(path)
 
 
-def prepare(cache: Path, n_train: int, n_heldout: int) -> None:
+def prepare(cache: Path, n_train: int, n_heldout: int, texts: str = "natural") -> None:
+    cache_texts(cache, texts)
     jobs = [("heldout", lang, k, False) for k in range(math.ceil(n_heldout / SHARD)) for lang in LANGS]
     jobs += [("train", lang, k, True) for k in range(math.ceil(n_train / SHARD)) for lang in LANGS]
     for split, lang, k, vary in tqdm(jobs, desc="TTS shards"):
         path = shard_path(cache, split, lang, k)
         if not path.exists():
-            make_shard(path, split, lang, k, SHARD, vary)
+            make_shard(path, split, lang, k, SHARD, vary, texts)
 
 
 def load_split(cache: Path, split: str) -> list[dict]:
@@ -254,7 +272,7 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     cache, run = Path(args.cache), Path(args.cache) / "run"
     if args.prepare:
-        prepare(cache, args.n_train, args.n_heldout)
+        prepare(cache, args.n_train, args.n_heldout, args.texts)
     heldout = load_split(cache, "heldout")
     if not heldout or not list((cache / "data" / "train").glob("*.npz")):
         raise SystemExit("no data yet: run `python -m services.training.content_model prepare` first")
@@ -386,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-items", type=int, default=60, help="held-out items for periodic evals (0 = all)")
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--texts", choices=TEXT_SOURCES, default="natural",
+                   help="text source of the sentences: natural (default) or the old templates")
     p.add_argument("--frame-loss", type=float, default=0.5,
                    help="weight of the frame-level cross-entropy on TTS-timed units (0 = CTC only)")
     p.add_argument("--no-export", dest="export", action="store_false", help="do not write the weights dir")
@@ -394,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.action == "prepare":
         torch.set_num_threads(args.threads)
-        prepare(Path(args.cache), args.n_train, args.n_heldout)
+        prepare(Path(args.cache), args.n_train, args.n_heldout, args.texts)
         return 0
     if args.action == "export":
         return export_checkpoint(args)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from services.common.corpus import TEXT_SOURCES
+
 #: This module extends the `subject` group that services.subjects.cli creates.
 EXTENDS = ("subjects",)
 
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
         raise RuntimeError("the `subject` command group is missing")
     p = group.add_parser(
         "synth", help="write a synthetic oracle-subject dataset (ER-NeRF layout)",
-        description="Render the procedural oracle head saying random training sentences (mostly English, "
+        description="Render the procedural oracle head saying training sentences (mostly English, "
                     "some Mandarin) and write a full ER-NeRF-layout dataset: frames, landmarks, parsing, "
                     "torso layers, background, blink track, 16 kHz audio and camera transforms. The same "
                     "oracle renders exact ground truth for any new text (used by `eval`).")
@@ -25,6 +27,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--seed", type=int, default=0, help="oracle look, motion and sentence seed (default 0)")
     p.add_argument("--fps", type=int, default=25, help="video frame rate (default 25)")
     p.add_argument("--zh-fraction", type=float, default=0.2, help="share of Mandarin sentences (default 0.2)")
+    p.add_argument("--texts", choices=TEXT_SOURCES, default="natural",
+                   help="natural sentences from packaged text sources (default) or the old template grammar")
     p.add_argument("--out", help="write the dataset here instead of $TALKING_HEAD_HOME/datasets/NAME")
     p.add_argument("--no-video", action="store_true", help="skip writing NAME.mp4 into the dataset")
     p.add_argument("--force", action="store_true", help="replace an existing dataset")
@@ -37,7 +41,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     config = SynthConfig(minutes=args.minutes, size=args.size, seed=args.seed, fps=args.fps,
-                         zh_fraction=args.zh_fraction, video=not args.no_video)
+                         zh_fraction=args.zh_fraction, video=not args.no_video, texts=args.texts)
     root = synth(args.name, config, out=args.out, force=args.force, speak=bundled_voice())
     print(f"{root}  ({time.perf_counter() - start:.0f} s)")
     return 0

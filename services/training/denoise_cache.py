@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+from services.common.corpus import TEXT_SOURCES
 from services.denoise.data import DEFAULT_CACHE, build_clean_cache
 from services.training.speech import bundled_voice
 
@@ -18,12 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--en", type=int, default=400)
     p.add_argument("--zh", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--texts", choices=TEXT_SOURCES, default="natural",
+                   help="natural sentences (default) or the old template grammar")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    dest = build_clean_cache(bundled_voice(), a.out, a.split, a.en, a.zh, a.seed)
+    dest = build_clean_cache(bundled_voice(), a.out, a.split, a.en, a.zh, a.seed, texts=a.texts)
     print(f"wrote {dest}")
     return 0
 

@@ -17,3 +17,7 @@ class TtsBackend(Protocol):
     def synthesize_sentence(self, sentence: str, lang: str, options: SynthesisOptions) -> Speech:
         """Audio at `sample_rate` plus phoneme timings that tile it exactly."""
         ...
+
+    def phonemize(self, sentence: str, lang: str) -> list[str]:
+        """The phoneme symbols `synthesize_sentence` would speak, without audio."""
+        ...

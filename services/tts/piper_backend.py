@@ -55,6 +55,17 @@ class PiperBackend:
             return self._synthesize(sentence, f"[[{raw}]]", lang, options, syllables=units)
         raise InvalidInput(f"the piper backend cannot speak {lang!r}")
 
+    def phonemize(self, sentence: str, lang: str) -> list[str]:
+        """The phoneme symbols the voice is given for one sentence, without synthesising it:
+        espeak's IPA (with stress marks, word gaps and punctuation) for English, the pinyin
+        front end's spellings for Mandarin."""
+        if lang == "en":
+            with self._lock:
+                return [p for part in self._voice.phonemize(sentence) for p in part]
+        if lang == "zh":
+            return [p for u in text_to_syllables(sentence) for p in (u if isinstance(u, str) else u.phonemes)]
+        raise InvalidInput(f"the piper backend cannot speak {lang!r}")
+
     def _synthesize(self, sentence: str, piper_text: str, lang: str, options: SynthesisOptions,
                     syllables: list[PinyinSyllable | str] | None) -> Speech:
         from piper.config import SynthesisConfig

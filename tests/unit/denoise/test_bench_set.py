@@ -44,3 +44,28 @@ def test_heldout_speech_is_the_same_in_every_process():
             for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), runs[0].stderr[-500:]
     assert runs[0].stdout.split()[-1] == runs[1].stdout.split()[-1]
+
+
+def test_real_noise_mixtures_are_seeded_crossed_and_at_the_stated_snr():
+    from services.bench.denoise import real_noise_mixtures
+
+    speech = _speech(2, seconds=1.0)
+    rng = np.random.default_rng(5)
+    noises = {"long": rng.standard_normal(40_000).astype(np.float32),
+              "short": rng.standard_normal(3_000).astype(np.float32)}  # shorter than the speech: looped
+    a, b = real_noise_mixtures(speech, noises), real_noise_mixtures(speech, noises)
+    assert len(a) == len(speech) * len(noises) * len(SNRS)
+    assert {(m["kind"], m["snr"]) for m in a} == {(k, s) for k in noises for s in SNRS}
+    for x, y in zip(a, b):
+        assert np.array_equal(x["noisy"], y["noisy"]) and len(x["noisy"]) == len(x["clean"])
+        noise = x["noisy"] - x["clean"]
+        snr = 10 * np.log10(np.mean(x["clean"].astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
+        assert abs(snr - x["snr"]) < 0.05
+    n0, n1 = (a[i]["noisy"] - a[i]["clean"] for i in (0, 1))  # same clip and noise, two SNRs
+    assert not np.allclose(n0 / n0.std(), n1 / n1.std(), atol=1e-3)  # each mixture its own crop
+
+
+def test_breakdown_names_the_kinds_it_is_given():
+    items = [{"snr": 0.0, "kind": "exercise_bike"}, {"snr": 5.0, "kind": "doing_the_dishes"}]
+    out = _breakdown([{"si_sdr": 1.0}, {"si_sdr": 2.0}], items)
+    assert out["by_kind"] == {"exercise_bike": {"si_sdr": 1.0}, "doing_the_dishes": {"si_sdr": 2.0}}
