@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from services.denoise.service import DEFAULT_MODEL, MODELS
+    from services.denoise.models import DEFAULT_MODEL, MODELS
 
     p = sub.add_parser(
         "denoise", help="remove noise from recorded speech",

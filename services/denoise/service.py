@@ -26,11 +26,10 @@ from services.common.errors import InvalidInput, NotFound, RateMismatch
 from services.common.types import ANALYSIS_SAMPLE_RATE, AudioClip
 from services.denoise import baselines
 from services.denoise.checkpoint import load_model
+from services.denoise.models import DEFAULT_MODEL, MODELS
 from services.denoise.zipenhancer import ZipEnhancer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-MODELS: tuple[str, ...] = ("zipenhancer", "zipenhancer-small", "rnnoise", "spectral")
-DEFAULT_MODEL = "zipenhancer-small"
 #: Windows start on multiples of this many samples: whole STFT hops (100) and whole pairs of
 #: the stacks' time downsampling (up to 4 frames), so each window sees the frames a
 #: whole-file pass sees.
