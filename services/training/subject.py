@@ -78,13 +78,19 @@ class _ProgressBar:
     def __init__(self, cfg: TrainConfig) -> None:
         from tqdm import tqdm
 
-        self.total = cfg.head_iters + cfg.lips_iters + cfg.torso_iters
-        self.offsets = {"head": 0, "lips": cfg.head_iters, "torso": cfg.head_iters + cfg.lips_iters}
+        warm = cfg.audio_pretrain_steps
+        self.total = warm + cfg.head_iters + cfg.lips_iters + cfg.torso_iters
+        self.offsets = {"warm-up": 0, "head": warm, "lips": warm + cfg.head_iters,
+                        "torso": warm + cfg.head_iters + cfg.lips_iters}
         self.bar = tqdm(total=self.total, desc="training", unit="step")
 
     def update(self, stage: str, step: int, iters: int, rec: dict[str, float]) -> None:
         self.bar.n = self.offsets[stage] + step
-        post = {"stage": stage, "psnr": f"{rec['train_psnr']:.2f}"}
+        post = {"stage": stage}
+        if "train_psnr" in rec:
+            post["psnr"] = f"{rec['train_psnr']:.2f}"
+        if "audio_loss" in rec:
+            post["audio loss"] = f"{rec['audio_loss']:.3f}"
         if "val_psnr" in rec:
             post["val"] = f"{rec['val_psnr']:.2f}"
         self.bar.set_postfix(post)

@@ -219,10 +219,15 @@ class Trainer:
     def train(self, progress: Callable[[str, int, int, dict[str, float]], None] | None = None) -> TrainSummary:
         """Run (or continue) every stage; returns the summary. Safe to interrupt and resume."""
         c = self.cfg
+
+        def warm_progress(step: int, steps: int, loss: float) -> None:
+            if progress is not None:
+                progress("warm-up", step, steps, {"audio_loss": loss})
+
         if not self.summary.steps and not self.summary.history:
             self.summary.history.append({"stage_index": -1.0, "step": 0.0, "train_psnr": float("nan"),
                                          "elapsed_s": self.elapsed(),
-                                         "audio_pretrain_loss": self.pretrain_audio()})
+                                         "audio_pretrain_loss": self.pretrain_audio(warm_progress)})
         stages = [s for s in STAGES if c.iters(s) > 0 and (s != "torso" or self.model.torso is not None)]
         start = stages.index(self.stage) if self.stage in stages else 0
         for stage in stages[start:]:
