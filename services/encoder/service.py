@@ -108,6 +108,15 @@ class EncoderService:
         frames = self.content_model.frames(clip16, lang, space) if content else None
         return extract_features(clip16, fps, content=frames)
 
+    def check_content(self, audio_encoder: AudioEncoder) -> None:
+        """InvalidInput unless the loaded content model feeds this audio encoder (no-op for
+        encoders without a content path)."""
+        cfg = audio_encoder.config
+        space = cfg.content_space
+        if cfg.uses_content and cfg.content_dim != self.content_model.dim_for(space):
+            raise InvalidInput(f"the subject's audio encoder expects {cfg.content_dim}-d content features, "
+                               f"the loaded content model gives {self.content_model.dim_for(space)} ({space})")
+
     @torch.no_grad()
     def encode(self, clip: AudioClip, audio_encoder: AudioEncoder, fps: float = VIDEO_FPS,
                lang: str | None = None) -> EncodedAudio:
@@ -115,9 +124,7 @@ class EncoderService:
         audio_encoder.eval()
         cfg = audio_encoder.config
         space = cfg.content_space
-        if cfg.uses_content and cfg.content_dim != self.content_model.dim_for(space):
-            raise InvalidInput(f"the subject's audio encoder expects {cfg.content_dim}-d content features, "
-                               f"the loaded content model gives {self.content_model.dim_for(space)} ({space})")
+        self.check_content(audio_encoder)
         feats = self.features(clip, fps, lang, content=cfg.uses_content, space=space)
         codes = audio_encoder(feats).float().numpy()
         return EncodedAudio(codes, fps, feats.n_frames, clip.duration)

@@ -82,11 +82,13 @@ def dataset_blink(ds: SubjectDataset) -> Tensor:
     return torch.from_numpy(np.asarray(ds.blink)).float()
 
 
-def dataset_content_frames(ds: SubjectDataset, model_dir: str | Path, space: str = "units",
+def dataset_content_frames(ds: SubjectDataset, model: ContentModel | str | Path, space: str = "units",
                            progress: bool = True) -> ContentFrames:
-    """The content model over a dataset's audio: sentence by sentence with its language
-    when the dataset records its sentences (oracle datasets), else in 10 s chunks."""
-    model = ContentModel.load(model_dir)
+    """The content model (loaded, or its directory) over a dataset's audio: sentence by
+    sentence with its language when the dataset records its sentences (oracle datasets),
+    else in 10 s chunks."""
+    if not isinstance(model, ContentModel):
+        model = ContentModel.load(model)
     sentences = ds.extras.get("oracle", {}).get("sentences", [])
     segments = [(float(s["start"]), float(s["end"]), s.get("lang")) for s in sentences]
     if progress:

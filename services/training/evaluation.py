@@ -46,13 +46,15 @@ class TextScore:
                     else v) for k, v in self.__dict__.items()}
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; NaN when undefined (under 3 values, or a constant series)."""
     if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _psnr(mse: float) -> float:
+def psnr_db(mse: float) -> float:
+    """PSNR in dB of a mean squared error on [0, 1] pixels (NaN stays NaN)."""
     return mse if math.isnan(mse) else -10 * math.log10(max(mse, 1e-12))
 
 
@@ -69,8 +71,8 @@ def score_frames(rendered: np.ndarray, truth: np.ndarray, landmarks: np.ndarray,
     ssim = frames_ssim(rendered, truth)
     gap_r = np.array([mouth_gap_px(r, lm) for r, lm in zip(rendered, landmarks)])
     gap_t = np.array([mouth_gap_px(t, lm) for t, lm in zip(truth, landmarks)])
-    return {"psnr": _psnr(mse), "bg_psnr": _psnr(bg_mse), "ssim": ssim,
-            "lmd": float(np.mean(np.abs(gap_r - gap_t))), "mouth_corr": _pearson(gap_r, gap_t)}
+    return {"psnr": psnr_db(mse), "bg_psnr": psnr_db(bg_mse), "ssim": ssim,
+            "lmd": float(np.mean(np.abs(gap_r - gap_t))), "mouth_corr": pearson(gap_r, gap_t)}
 
 
 def evaluate_oracle(stages: LocalStages, subject_id: str, texts: list[str], progress: bool = True) -> dict[str, Any]:
@@ -110,8 +112,10 @@ def evaluate_oracle(stages: LocalStages, subject_id: str, texts: list[str], prog
 
 def _means(scores: list[TextScore], keys: tuple[str, ...]) -> dict[str, float | None]:
     """Means ignoring undefined values (a correlation over a mouth that never moved); None if none."""
-    out: dict[str, float | None] = {}
-    for k in keys:
-        vals = [getattr(s, k) for s in scores if math.isfinite(getattr(s, k))]
-        out[k] = round(float(np.mean(vals)), 4) if vals else None
-    return out
+    return {k: finite_mean([getattr(s, k) for s in scores]) for k in keys}
+
+
+def finite_mean(values: Any) -> float | None:
+    """Mean of the finite values, rounded to 4 places; None when there are none."""
+    vals = [float(v) for v in np.asarray(values, np.float64).reshape(-1) if math.isfinite(v)]
+    return round(float(np.mean(vals)), 4) if vals else None

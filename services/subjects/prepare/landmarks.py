@@ -90,13 +90,15 @@ def mediapipe() -> ModuleType:
 
 
 class FaceTracker:
-    """FaceMesh in video mode (detect once, then track) plus a face detector for counting."""
+    """FaceMesh in video mode (detect once, then track) plus a face detector for counting.
+    `static=True` detects afresh on every picture: each is measured on its own, as an
+    evaluation that compares two sequences frame by frame needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, static: bool = False) -> None:
         mp = mediapipe()
         with quiet_stderr():
             self.mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                static_image_mode=static, max_num_faces=1, refine_landmarks=True,
                 min_detection_confidence=0.5, min_tracking_confidence=0.5)
             # full-range model: faces anywhere in the picture, not only close-ups
             self.detector = mp.solutions.face_detection.FaceDetection(model_selection=1,

@@ -1,5 +1,6 @@
-"""Video clips for the `subject prepare` tests, written with PyAV: cuts of the real clips in
-../shared/data/real (skipped when absent) and synthetic pictures with a known timeline."""
+"""Video clips for the tests of `subject prepare` and of the eval on real datasets, written
+with PyAV: cuts of the real clips in ../shared/data/real (skipped when absent) and synthetic
+pictures with a known timeline."""
 
 from __future__ import annotations
 
