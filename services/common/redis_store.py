@@ -10,7 +10,7 @@ Pushes and removals WATCH the manifest key: the blobs a transaction deletes are 
 the manifest it replaced, and a concurrent push makes it start again (a bounded number of
 times, then Unavailable), so no blob is left behind or deleted from under a new version.
 
-Failing fast: every socket operation has a timeout (`timeout_s`, connecting
+Failing fast (`RedisClient`, which the job store uses too): every socket operation has a timeout (`timeout_s`, connecting
 `connect_timeout_s`), a refused or dropped connection is retried `retries` times with a short
 exponential backoff, a timeout is not retried (it already waited its full time), and writes
 are never retried on their own (an EXEC whose answer was lost may have been applied).
@@ -39,21 +39,31 @@ def redis_url() -> str:
     return os.environ.get("TALKING_HEAD_REDIS_URL", DEFAULT_URL)
 
 
-class RedisSubjectStore:
-    def __init__(self, url: str | None = None, timeout_s: float = 5.0, connect_timeout_s: float | None = None,
-                 retries: int = 2) -> None:
+#: The serving replicas' policy (subjects, jobs): a Redis that is down fails a call within
+#: about a second, a hung one after one timeout.
+SERVING_TIMEOUT_S = 2.0
+SERVING_CONNECT_TIMEOUT_S = 1.0
+
+
+class RedisClient:
+    """A Redis connection with the project's failure policy (see the module docstring); `what`
+    names the store in its errors. Messages carry no address (a URL may hold a password): the
+    cause, chained, has the details for the log."""
+
+    def __init__(self, url: str, what: str, timeout_s: float = SERVING_TIMEOUT_S,
+                 connect_timeout_s: float | None = None, retries: int = 2) -> None:
         import redis
         from redis.backoff import ExponentialBackoff, NoBackoff
         from redis.retry import Retry
 
-        self.url = url or redis_url()
+        self.url, self.what = url, what
         connect_timeout_s = min(timeout_s, 1.0) if connect_timeout_s is None else connect_timeout_s
         # The connection itself does not retry: nested under ours its retries would multiply.
-        self._redis = redis.Redis.from_url(self.url, socket_timeout=timeout_s,
-                                           socket_connect_timeout=connect_timeout_s, retry=Retry(NoBackoff(), 0))
+        self.redis = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s,
+                                          retry=Retry(NoBackoff(), 0))
         self._retry = Retry(ExponentialBackoff(cap=0.1, base=0.01), retries, supported_errors=(redis.ConnectionError,))
 
-    def _call(self, fn: Callable[..., T], *args: Any, retry: bool = True) -> T:
+    def call(self, fn: Callable[..., T], *args: Any, retry: bool = True) -> T:
         """`fn(*args)`, Redis failures as Unavailable; idempotent calls retry refused connections."""
         import redis
 
@@ -62,7 +72,18 @@ class RedisSubjectStore:
                 return self._retry.call_with_retry(lambda: fn(*args), lambda _error: None)
             return fn(*args)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise Unavailable(f"subject store at {self.url} is unreachable: {exc}") from exc
+            raise Unavailable(f"the {self.what} is unreachable ({type(exc).__name__}); retry") from exc
+        except redis.RedisError as exc:
+            raise Unavailable(f"the {self.what} refused the operation ({type(exc).__name__})") from exc
+
+
+class RedisSubjectStore:
+    def __init__(self, url: str | None = None, timeout_s: float = 5.0, connect_timeout_s: float | None = None,
+                 retries: int = 2) -> None:
+        self.url = url or redis_url()
+        self._client = RedisClient(self.url, "subject store", timeout_s, connect_timeout_s, retries)
+        self._redis = self._client.redis
+        self._call = self._client.call
 
     def _watched(self, subject_id: str, build: Callable[[Any, bytes | None], Callable[[list], T]]) -> T:
         """Run one optimistic transaction on a subject: WATCH its manifest, read it, queue the
@@ -94,6 +115,13 @@ class RedisSubjectStore:
 
     def ids(self) -> list[str]:
         return sorted(x.decode() for x in self._call(self._redis.smembers, _INDEX))
+
+    def manifests(self) -> dict[str, dict]:
+        """Every stored subject's manifest in two round trips (the index, then all manifests),
+        so a hung Redis costs one timeout, not one per subject."""
+        ids = self.ids()
+        raws = self._call(self._redis.mget, [self._key(i, "manifest") for i in ids]) if ids else []
+        return {i: parse_manifest(raw, i) for i, raw in zip(ids, raws) if raw is not None}
 
     def version(self, subject_id: str) -> int:
         value = self._call(self._redis.get, self._key(check_subject_id(subject_id), "version"))

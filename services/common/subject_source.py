@@ -13,10 +13,11 @@ affects subjects a replica has not loaded yet.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.common.bundle import SubjectBundle, check_subject_id
 from services.common.errors import NotFound, Unavailable
+from services.common.redis_store import SERVING_CONNECT_TIMEOUT_S, SERVING_TIMEOUT_S, RedisSubjectStore
 from services.common.subject_store import LocalSubjectStore
 
 
@@ -25,17 +26,17 @@ class SubjectListing:
     ids: list[str]
     #: Redis is configured but unreachable: only the local subjects are listed.
     degraded: bool = False
+    #: id → manifest for every listed id, when asked for (`listing(manifests=True)`).
+    manifests: dict[str, dict] = field(default_factory=dict)
 
 
 class SubjectSource:
     def __init__(self, redis_url: str | None = None, local: LocalSubjectStore | None = None,
-                 timeout_s: float = 2.0, connect_timeout_s: float = 1.0) -> None:
+                 timeout_s: float = SERVING_TIMEOUT_S, connect_timeout_s: float = SERVING_CONNECT_TIMEOUT_S) -> None:
         self.redis_url = redis_url if redis_url is not None else os.environ.get("TALKING_HEAD_REDIS_URL", "")
         self.local = local if local is not None else LocalSubjectStore()
         self._redis = None
         if self.redis_url:
-            from services.common.redis_store import RedisSubjectStore
-
             self._redis = RedisSubjectStore(self.redis_url, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s)
 
     @property
@@ -70,16 +71,22 @@ class SubjectSource:
                     raise exc
         return self.local.manifest(subject_id)
 
-    def listing(self) -> SubjectListing:
-        """Every known subject id; with Redis down, the local ones (and `degraded`)."""
-        found = set(self.local.ids())
-        if self._redis is None:
-            return SubjectListing(sorted(found))
-        try:
-            found |= set(self._redis.ids())
-        except Unavailable:
-            return SubjectListing(sorted(found), degraded=True)
-        return SubjectListing(sorted(found))
+    def listing(self, manifests: bool = False) -> SubjectListing:
+        """Every known subject id (and with `manifests`, each one's manifest: Redis's where it
+        has the subject, else the local one), in one bounded exchange with Redis; with Redis
+        down, the local ones and `degraded`."""
+        local = self.local.ids()
+        remote: dict[str, dict | None] = {}
+        degraded = False
+        if self._redis is not None:
+            try:
+                remote = dict(self._redis.manifests()) if manifests else dict.fromkeys(self._redis.ids())
+            except Unavailable:
+                degraded = True
+        found = sorted(set(local) | set(remote))
+        if not manifests:
+            return SubjectListing(found, degraded)
+        return SubjectListing(found, degraded, {i: remote.get(i) or self.local.manifest(i) for i in found})
 
     def ids(self) -> list[str]:
         """Every known subject id (never Unavailable: see `listing`)."""

@@ -32,8 +32,9 @@ from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from services.common.audio import load_audio, too_long_message
+from services.common.bundle import SubjectBundle
 from services.common.errors import Cancelled, DeadlineExceeded, InvalidInput, PayloadTooLarge, ResourceExhausted
-from services.common.rpc import as_project_error, grpc_method, status_of
+from services.common.rpc import as_project_error, grpc_method, report, status_of
 from services.common.subject_source import SubjectSource
 from services.common.text import check_text
 from services.common.types import AudioClip, Speech
@@ -43,6 +44,7 @@ from services.gateway.jobs import JobQueue, JobStore
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.pipeline import Pipeline
 from services.gateway.request import FRAMES_PER_CHUNK_RANGE, CheckedRequest, Limits, SpeakRequest, check_request
+from services.gateway.retry import call_once_more, stream_once_more
 from services.gateway.sinks import Chunk, FragmentedMp4Sink
 from services.gateway.slots import StreamSlots
 from services.gateway.stages import SubjectInfo
@@ -60,45 +62,39 @@ log = logging.getLogger("ray.serve")
 class RemoteStages:
     """The pipeline's `Stages` answered by the Tts, Denoise, Encoder and Renderer deployments
     (called from worker threads). Each stage replica fetches a subject's bundle once and keeps
-    it (Serve multiplexing); this ingress fetches none."""
+    it (Serve multiplexing); this ingress fetches none. A call whose replica dies is retried
+    once on another where that is safe (services.gateway.retry), else ends Unavailable."""
 
     def __init__(self, tts: Any, denoise: Any, encoder: Any, renderer: Any, metrics: GatewayMetrics) -> None:
         self._tts, self._denoise, self._encoder, self._renderer = tts, denoise, encoder, renderer
         self._metrics = metrics
 
     def sentences(self, text: str, lang: str, voice: str | None) -> Iterator[Speech]:
-        gen = self._tts.options(stream=True).sentences.remote(text, lang, voice)
-        try:
-            yield from gen  # the TTS replica runs ahead: sentence k+1 is made while k renders
-        finally:
-            gen.cancel()
+        # the TTS replica runs ahead: sentence k+1 is made while k renders
+        return stream_once_more(lambda: self._tts.options(stream=True).sentences.remote(text, lang, voice), "tts")
 
     def enhance(self, clip16k: AudioClip) -> AudioClip:
-        return self._denoise.enhance.remote(clip16k).result()
+        return call_once_more(lambda: self._denoise.enhance.remote(clip16k).result(), "denoise")
 
     def subject(self, subject_id: str) -> SubjectInfo:
-        info = self._renderer.options(multiplexed_model_id=subject_id).prepare.remote().result()
+        info = call_once_more(
+            lambda: self._renderer.options(multiplexed_model_id=subject_id).prepare.remote().result(), "prepare")
         self._metrics.record_subject(info)
         return SubjectInfo(info["id"], float(info["fps"]), tuple(info["size"]), info["digest"])
 
     def encode(self, subject: SubjectInfo, clip16k: AudioClip, lang: str) -> np.ndarray:
-        return self._encoder.options(multiplexed_model_id=subject.id).encode.remote(
-            clip16k, subject.fps, lang).result()
+        return call_once_more(lambda: self._encoder.options(multiplexed_model_id=subject.id).encode.remote(
+            clip16k, subject.fps, lang).result(), "encode")
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
                frames_per_batch: int) -> Iterator[np.ndarray]:
-        gen = self._renderer.options(multiplexed_model_id=subject.id, stream=True).render.remote(
-            codes, static_pose, seed, start, frames_per_batch)
-        try:
-            yield from gen
-        finally:
-            gen.cancel()  # no-op when finished; stops the renderer when we stop early
+        # closing the result cancels the remote stream: the renderer stops when we stop early
+        return stream_once_more(lambda: self._renderer.options(multiplexed_model_id=subject.id, stream=True)
+                                .render.remote(codes, static_pose, seed, start, frames_per_batch), "render")
 
 
 def _error_response(exc: BaseException) -> Response:
-    _, http, message = status_of(exc)
-    if http >= 500 and as_project_error(exc) is None:
-        log.exception("request failed")
+    _, http, message = report(exc, "HTTP request")
     retry_after = getattr(as_project_error(exc), "retry_after_s", None)
     headers = {"Retry-After": str(int(math.ceil(retry_after)))} if retry_after is not None else None
     return JSONResponse({"error": message}, status_code=http, headers=headers)
@@ -247,8 +243,8 @@ class Avatar:
     @grpc_method
     async def ListSubjects(self, request: Any, grpc_context: Any = None) -> avatar_pb2.ListSubjectsResponse:
         self._grpc_auth(grpc_context)
-        infos = await asyncio.to_thread(self._subject_infos)
-        return avatar_pb2.ListSubjectsResponse(subjects=infos)
+        infos, degraded = await asyncio.to_thread(self._subject_infos)
+        return avatar_pb2.ListSubjectsResponse(subjects=infos, degraded=degraded)
 
     @grpc_method
     async def GetSubject(self, request: avatar_pb2.GetSubjectRequest, grpc_context: Any = None):
@@ -256,13 +252,14 @@ class Avatar:
         return await asyncio.to_thread(self._subject_info, request.id)
 
     def _subject_info(self, subject_id: str) -> common_pb2.SubjectInfo:
-        from services.common.bundle import SubjectBundle
-
         manifest = self.subjects.manifest(subject_id)
         return subject_info(manifest, SubjectBundle(manifest).digest)
 
-    def _subject_infos(self) -> list[common_pb2.SubjectInfo]:
-        return [self._subject_info(i) for i in self.subjects.ids()]
+    def _subject_infos(self) -> tuple[list[common_pb2.SubjectInfo], bool]:
+        """Every subject's info and whether the listing is `degraded` (Redis down: the local
+        subjects only). One bounded exchange with Redis, not one per subject."""
+        listing = self.subjects.listing(manifests=True)
+        return [subject_info(m, SubjectBundle(m).digest) for m in listing.manifests.values()], listing.degraded
 
     # ---- gRPC: grpc.health.v1.Health ----------------------------------------------------------
     async def Check(self, request: Any, grpc_context: Any = None) -> Any:
@@ -444,8 +441,9 @@ class Avatar:
 
         try:
             self._http_auth(request)
-            infos = await asyncio.to_thread(self._subject_infos)
-            return JSONResponse({"subjects": [MessageToDict(i, preserving_proto_field_name=True) for i in infos]})
+            infos, degraded = await asyncio.to_thread(self._subject_infos)
+            return JSONResponse({"subjects": [MessageToDict(i, preserving_proto_field_name=True) for i in infos],
+                                 "degraded": degraded})
         except BaseException as e:
             return _error_response(e)
 

@@ -24,7 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.common.errors import InvalidInput, NotFound, ResourceExhausted, TalkingHeadError, Unavailable
-from services.common.rpc import status_of
+from services.common.redis_store import RedisClient
+from services.common.rpc import report, status_of
 from services.gateway.request import CheckedRequest
 from services.gateway.slots import BUSY_RETRY_AFTER_S, StreamSlots
 from services.gateway.webhooks import WebhookSender
@@ -69,24 +70,12 @@ class JobStore:
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._mem: dict[str, tuple[dict[str, Any], bytes | None, float]] = {}
-        self._redis = None
-        if redis_url:
-            import redis
-
-            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2,
-                                               retry_on_timeout=False)
+        self._client = RedisClient(redis_url, "job store") if redis_url else None
+        self._redis = self._client.redis if self._client is not None else None
 
     @staticmethod
     def _key(job_id: str, video: bool = False) -> str:
         return f"th:job:{check_job_id(job_id)}" + (":mp4" if video else "")
-
-    def _redis_call(self, fn: Callable, *args: Any) -> Any:
-        import redis
-
-        try:
-            return fn(*args)
-        except redis.RedisError as exc:
-            raise Unavailable(f"job store: {type(exc).__name__}: {exc}") from exc
 
     def put(self, records: list[dict[str, Any]], video: bytes | None = None) -> None:
         """Store records (and, with one record, its video); Unavailable when the store refuses."""
@@ -105,7 +94,7 @@ class JobStore:
             pipe.set(self._key(r["id"]), json.dumps(r), ex=ttl)
         if video is not None:
             pipe.set(self._key(records[0]["id"], video=True), video, ex=ttl)
-        self._redis_call(pipe.execute)
+        self._client.call(pipe.execute, retry=False)  # writes are never retried (RedisClient's policy)
 
     def _purge(self, now: float) -> None:
         for job_id in [j for j, (_, _, exp) in self._mem.items() if exp <= now]:
@@ -120,7 +109,7 @@ class JobStore:
                 self._purge(time.time())
                 entry = self._mem.get(job_id)
             return entry[0] if entry else None
-        raw = self._redis_call(self._redis.get, self._key(job_id))
+        raw = self._client.call(self._redis.get, self._key(job_id))
         return json.loads(raw) if raw is not None else None
 
     def get(self, job_id: str, owner: str) -> dict[str, Any]:
@@ -140,7 +129,7 @@ class JobStore:
                 entry = self._mem.get(job_id)
             data = entry[1] if entry else None
         else:
-            data = self._redis_call(self._redis.get, self._key(job_id, video=True))
+            data = self._client.call(self._redis.get, self._key(job_id, video=True))
         if data is None:
             raise NotFound(f"video job {job_id} has no video (expired)")
         return data
@@ -232,7 +221,7 @@ class JobQueue:
                               final["status"], exc)
                     return final
                 log.error("video job %s: the %d-byte video could not be stored: %s", final["id"], len(video), exc)
-                final = self._failed(final, Unavailable(f"the video could not be stored: {status_of(exc)[2]}"))
+                final = self._failed(final, Unavailable("the video could not be stored; submit the job again"))
             try:
                 await asyncio.to_thread(self.store.put, [final])
             except Exception as exc:  # noqa: BLE001
@@ -260,8 +249,8 @@ class JobQueue:
                 except Exception as exc:  # noqa: BLE001
                     log.error("video job %s: could not record that it failed: %s", job_id, exc)
                 raise
-            except Exception as exc:  # noqa: BLE001 - recorded in the job
-                final = await self._finish(self._failed(record, exc))
+            except Exception as exc:  # noqa: BLE001 - recorded in the job (and logged)
+                final = await self._finish(self._failed(record, exc, log_failure=True))
         finally:
             if job_id in self._queued:
                 self._queued.remove(job_id)
@@ -270,8 +259,10 @@ class JobQueue:
             self.webhooks.submit(webhook, public(final))
 
     @staticmethod
-    def _failed(record: dict[str, Any], exc: BaseException) -> dict[str, Any]:
-        code, http, message = status_of(exc)
+    def _failed(record: dict[str, Any], exc: BaseException, log_failure: bool = False) -> dict[str, Any]:
+        """The failed record: the error's code and the message a client may see (a server-side
+        failure names the request id; with `log_failure` the log has its details)."""
+        code, http, message = report(exc, f"video job {record['id']}") if log_failure else status_of(exc)
         base = {k: v for k, v in record.items() if k not in ("position", "frames", "seconds", "content_url")}
         return {**base, "status": FAILED, "error": message, "code": code.name, "http_status": http,
                 "updated": time.time()}

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import numpy as np
+import ray
 from ray import serve
 
 from services.common.errors import InvalidInput, RateMismatch
@@ -105,8 +106,9 @@ class RendererDeployment:
             self.stats_["active_renders"] -= 1
             it.close()
 
-    async def stats(self) -> dict[str, int]:
-        return dict(self.stats_)
+    async def stats(self) -> dict[str, int | str]:
+        """This replica's counters and its Ray actor name (`replica`: to find it, e.g. to stop it)."""
+        return {**self.stats_, "replica": ray.get_runtime_context().get_actor_name() or ""}
 
     # ---- gRPC (talkinghead.v1.Renderer) --------------------------------------------------------
     @grpc_method

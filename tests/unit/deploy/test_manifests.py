@@ -21,7 +21,7 @@ from _talking_head_deploy_k8s_checks import (DEPLOY, OVERLAYS, REPO, check_polic
                                               validate_serve_config)
 
 GRPC_CAP = serving.grpc_message_bytes(serving.read_config())
-CORE_KINDS = {"Secret", "Service", "StatefulSet", "Job", "PodDisruptionBudget"}
+CORE_KINDS = {"Secret", "Service", "StatefulSet", "Job", "PodDisruptionBudget", "NetworkPolicy"}
 MONITORING_KINDS = {"PodMonitor", "ServiceMonitor"}
 ENDPOINT = {"type": "object", "required": ["port"], "additionalProperties": False,
             "properties": {"port": {"type": "string"}, "path": {"type": "string", "pattern": "^/"},
@@ -196,6 +196,50 @@ def test_monitors_and_pdbs_select_something(rendered):
     assert sm["spec"]["endpoints"][0]["port"] == "serve"
     for pdb in find(objs, "PodDisruptionBudget"):
         assert any(_selects(pdb["spec"]["selector"], lab) for lab in pod_labels), pdb["metadata"]["name"]
+
+
+def _admits(policy, labels, port, same_namespace=True):
+    """Does `policy`'s ingress admit a pod with `labels` (same namespace, or another one) to `port`?"""
+    for rule in policy["spec"].get("ingress", []):
+        if "ports" in rule and port not in {p["port"] for p in rule["ports"]}:
+            continue
+        for peer in rule.get("from", [{}]):  # no `from`: every source
+            if "ipBlock" in peer:
+                continue
+            if "namespaceSelector" not in peer and not same_namespace:
+                continue
+            if "namespaceSelector" in peer and peer["namespaceSelector"] != {}:
+                continue  # a labelled namespace: not the ones these checks use
+            if _selects(peer.get("podSelector", {}), labels):
+                return True
+    return False
+
+
+def test_network_policies_admit_the_proxy_ports_and_keep_ray_and_redis_internal(rendered):
+    objs = rendered["gpu"]
+    policies = {p["metadata"]["name"]: p for p in find(objs, "NetworkPolicy")}
+    ray_policy, redis_policy = policies["talking-head-ray"], policies["talking-head-redis"]
+    ray_pods = [t["metadata"]["labels"] for _, t in pod_templates(rayservice(objs))]
+    (redis_pod,) = [t["metadata"]["labels"] for o in find(objs, "StatefulSet") for _, t in pod_templates(o)]
+    (job_pod,) = [t["metadata"]["labels"] for o in find(objs, "Job") for _, t in pod_templates(o)]
+    assert len(ray_pods) == 3 and all(_selects(ray_policy["spec"]["podSelector"], lab) for lab in ray_pods)
+    assert _selects(redis_policy["spec"]["podSelector"], redis_pod)
+    assert not _selects(ray_policy["spec"]["podSelector"], redis_pod)
+    for policy in policies.values():  # egress stays open: webhooks reach public receivers
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+    client = {"app": "some-client"}  # any pod, in any namespace
+    operator = {"app.kubernetes.io/name": "kuberay-operator"}
+    for port in (8000, 9000):
+        assert _admits(ray_policy, client, port, same_namespace=False)
+    for port in (6379, 8265, 10001, 52365, 20000):  # GCS, dashboard, client, agent, a worker port
+        assert not _admits(ray_policy, client, port) and not _admits(ray_policy, redis_pod, port)
+        assert not _admits(ray_policy, job_pod, port)
+        assert all(_admits(ray_policy, lab, port) for lab in ray_pods)
+        assert not _admits(ray_policy, ray_pods[0], port, same_namespace=False)  # another RayCluster elsewhere
+    assert _admits(ray_policy, operator, 8265, same_namespace=False)
+    assert not _admits(ray_policy, operator, 6379, same_namespace=False)
+    assert all(_admits(redis_policy, lab, 6379) for lab in ray_pods + [job_pod])
+    assert not _admits(redis_policy, client, 6379) and not _admits(redis_policy, client, 6379, same_namespace=False)
 
 
 def test_secret_holds_api_keys(rendered):

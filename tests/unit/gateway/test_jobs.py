@@ -187,3 +187,22 @@ def test_jobs_expire_after_their_ttl():
     time.sleep(0.3)
     with pytest.raises(NotFound):
         store.get(job_id, "")
+
+
+def test_the_redis_job_store_has_the_subject_stores_failure_policy():
+    import socket
+
+    from services.common.errors import Unavailable
+    from services.common.redis_store import SERVING_CONNECT_TIMEOUT_S, SERVING_TIMEOUT_S
+
+    with socket.socket() as s:  # a closed loopback port: Redis down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = JobStore(f"redis://:s3cret@127.0.0.1:{port}/0", 60)
+    kwargs = store._redis.connection_pool.connection_kwargs
+    assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (SERVING_TIMEOUT_S, SERVING_CONNECT_TIMEOUT_S)
+    t0 = time.monotonic()
+    with pytest.raises(Unavailable) as e:
+        store.get(new_job_id(), ALICE)
+    assert time.monotonic() - t0 < 1.0
+    assert "job store" in e.value.message and str(port) not in e.value.message and "s3cret" not in e.value.message

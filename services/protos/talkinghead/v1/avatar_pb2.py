@@ -15,7 +15,7 @@ _sym_db = _symbol_database.Default()
 from services.protos.talkinghead.v1 import common_pb2 as talkinghead_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btalkinghead/v1/avatar.proto\x12\x0etalkinghead.v1\x1a\x1btalkinghead/v1/common.proto\"\xdf\x01\n\x0cSpeakRequest\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12*\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x19.talkinghead.v1.AudioClipH\x00\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04lang\x18\x04 \x01(\t\x12\r\n\x05voice\x18\x05 \x01(\t\x12\x0b\n\x03\x66ps\x18\x06 \x01(\x01\x12\x13\n\x0bstatic_pose\x18\x07 \x01(\x08\x12\x14\n\x07\x64\x65noise\x18\x08 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x10\x66rames_per_chunk\x18\t \x01(\rB\x07\n\x05inputB\n\n\x08_denoise\"\x15\n\x13ListSubjectsRequest\"E\n\x14ListSubjectsResponse\x12-\n\x08subjects\x18\x01 \x03(\x0b\x32\x1b.talkinghead.v1.SubjectInfo\"\x1f\n\x11GetSubjectRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xf6\x01\n\x06\x41vatar\x12\x43\n\x05Speak\x12\x1c.talkinghead.v1.SpeakRequest\x1a\x1a.talkinghead.v1.VideoChunk0\x01\x12Y\n\x0cListSubjects\x12#.talkinghead.v1.ListSubjectsRequest\x1a$.talkinghead.v1.ListSubjectsResponse\x12L\n\nGetSubject\x12!.talkinghead.v1.GetSubjectRequest\x1a\x1b.talkinghead.v1.SubjectInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btalkinghead/v1/avatar.proto\x12\x0etalkinghead.v1\x1a\x1btalkinghead/v1/common.proto\"\xdf\x01\n\x0cSpeakRequest\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12*\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x19.talkinghead.v1.AudioClipH\x00\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04lang\x18\x04 \x01(\t\x12\r\n\x05voice\x18\x05 \x01(\t\x12\x0b\n\x03\x66ps\x18\x06 \x01(\x01\x12\x13\n\x0bstatic_pose\x18\x07 \x01(\x08\x12\x14\n\x07\x64\x65noise\x18\x08 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x10\x66rames_per_chunk\x18\t \x01(\rB\x07\n\x05inputB\n\n\x08_denoise\"\x15\n\x13ListSubjectsRequest\"W\n\x14ListSubjectsResponse\x12-\n\x08subjects\x18\x01 \x03(\x0b\x32\x1b.talkinghead.v1.SubjectInfo\x12\x10\n\x08\x64\x65graded\x18\x02 \x01(\x08\"\x1f\n\x11GetSubjectRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xf6\x01\n\x06\x41vatar\x12\x43\n\x05Speak\x12\x1c.talkinghead.v1.SpeakRequest\x1a\x1a.talkinghead.v1.VideoChunk0\x01\x12Y\n\x0cListSubjects\x12#.talkinghead.v1.ListSubjectsRequest\x1a$.talkinghead.v1.ListSubjectsResponse\x12L\n\nGetSubject\x12!.talkinghead.v1.GetSubjectRequest\x1a\x1b.talkinghead.v1.SubjectInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -27,9 +27,9 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_LISTSUBJECTSREQUEST']._serialized_start=302
   _globals['_LISTSUBJECTSREQUEST']._serialized_end=323
   _globals['_LISTSUBJECTSRESPONSE']._serialized_start=325
-  _globals['_LISTSUBJECTSRESPONSE']._serialized_end=394
-  _globals['_GETSUBJECTREQUEST']._serialized_start=396
-  _globals['_GETSUBJECTREQUEST']._serialized_end=427
-  _globals['_AVATAR']._serialized_start=430
-  _globals['_AVATAR']._serialized_end=676
+  _globals['_LISTSUBJECTSRESPONSE']._serialized_end=412
+  _globals['_GETSUBJECTREQUEST']._serialized_start=414
+  _globals['_GETSUBJECTREQUEST']._serialized_end=445
+  _globals['_AVATAR']._serialized_start=448
+  _globals['_AVATAR']._serialized_end=694
 # @@protoc_insertion_point(module_scope)

@@ -33,10 +33,12 @@ class ListSubjectsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListSubjectsResponse(_message.Message):
-    __slots__ = ("subjects",)
+    __slots__ = ("subjects", "degraded")
     SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
     subjects: _containers.RepeatedCompositeFieldContainer[_common_pb2.SubjectInfo]
-    def __init__(self, subjects: _Optional[_Iterable[_Union[_common_pb2.SubjectInfo, _Mapping]]] = ...) -> None: ...
+    degraded: bool
+    def __init__(self, subjects: _Optional[_Iterable[_Union[_common_pb2.SubjectInfo, _Mapping]]] = ..., degraded: bool = ...) -> None: ...
 
 class GetSubjectRequest(_message.Message):
     __slots__ = ("id",)
