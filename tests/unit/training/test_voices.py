@@ -101,6 +101,11 @@ def test_a_content_model_cache_holds_one_voice_set(tmp_path):
     cache_voices(tmp_path / "c", "mix")
     with pytest.raises(SystemExit, match="holds mix voices, not bundled"):
         cache_voices(tmp_path / "c", "bundled")
+    old = tmp_path / "old" / "data" / "train"
+    old.mkdir(parents=True)
+    np.savez(old / "en_0000.npz", audio=np.zeros(1))  # made before the marker: the bundled voice
+    with pytest.raises(SystemExit, match="holds bundled voices, not mix"):
+        cache_voices(tmp_path / "old", "mix")
 
 
 @needs_espeak
@@ -128,7 +133,7 @@ def test_denoise_cache_records_its_voices_and_bundled_keeps_the_old_voice(tmp_pa
     assert len({u["voice"] for u in mix["utterances"]}) > 1
 
 
-def test_data_makers_refuse_an_unknown_voice_set_in_one_line():
+def test_data_makers_refuse_an_unknown_voice_set_with_exit_2():
     for module in ("services.training.content_model", "services.training.denoise_cache"):
         r = subprocess.run([sys.executable, "-m", module, "prepare" if "content" in module else "--en=1",
                             "--voices", "choir"], capture_output=True, text=True, timeout=120)
