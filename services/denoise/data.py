@@ -1,13 +1,14 @@
 """Training and evaluation data: a cache of clean TTS speech, and noisy mixtures made from it.
 
-Clean speech comes from the project's own TTS (English and Mandarin, many speeds and
-noise scales), handed in as a speech source and synthesised once into a git-ignored cache
+Clean speech comes from the project's own TTS voices (English and Mandarin, many speeds
+and noise scales; the training voice mix by default: services.training.speech), handed in
+as a speech source and synthesised once into a git-ignored cache
 directory (`python -m services.training.denoise_cache`) so that training epochs never
 re-synthesise. Mixtures are made on the fly: a random crop of clean speech,
 an optional synthetic room, and one or two generated noises at a random SNR.
 
 Cache layout: ``<dir>/<split>/speech.npy`` (int16, all utterances end to end at 16 kHz)
-and ``<dir>/<split>/index.json`` (offsets, texts, languages, synthesis options).
+and ``<dir>/<split>/index.json`` (offsets, texts, languages, voices, synthesis options).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def _to_16k(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def build_clean_cache(speak: SpeechSource, out_dir: Path, split: str, n_en: int, n_zh: int, seed: int = 0,
-                      progress: bool = True, texts: str = "natural") -> Path:
+                      progress: bool = True, texts: str = "natural", voices: str = "") -> Path:
     """Have `speak` say n_en English + n_zh Mandarin sentences of `split` (from the text
-    source `texts`: services.common.corpus) into out_dir/split."""
+    source `texts`: services.common.corpus) into out_dir/split; `voices` names the source
+    in the index (each utterance also records its Speech's voice)."""
     from tqdm import tqdm
 
     from services.common.corpus import sentences
@@ -54,7 +56,7 @@ def build_clean_cache(speak: SpeechSource, out_dir: Path, split: str, n_en: int,
         wav = wav / max(1e-6, float(np.abs(wav).max())) * 0.9
         pcm = np.round(wav * 32767).astype(np.int16)
         chunks.append(pcm)
-        index.append({"start": pos, "length": len(pcm), "text": text, "lang": lang,
+        index.append({"start": pos, "length": len(pcm), "text": text, "lang": lang, "voice": speech.voice,
                       "length_scale": opts.length_scale, "noise_scale": opts.noise_scale,
                       "noise_w_scale": opts.noise_w_scale})
         pos += len(pcm)
@@ -62,7 +64,7 @@ def build_clean_cache(speak: SpeechSource, out_dir: Path, split: str, n_en: int,
     dest.mkdir(parents=True, exist_ok=True)
     np.save(dest / "speech.npy", np.concatenate(chunks))
     (dest / "index.json").write_text(json.dumps({"sample_rate": ANALYSIS_SAMPLE_RATE, "text_source": texts,
-                                                 "utterances": index}, ensure_ascii=False))
+                                                 "voices": voices, "utterances": index}, ensure_ascii=False))
     return dest
 
 

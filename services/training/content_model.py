@@ -5,17 +5,20 @@
     python -m services.training.content_model export                   # checkpoint → weights dir
 
 Data: training sentences of a text source (services.common.corpus: natural sentences by
-default, `--texts templates` for the old grammar) in English and Mandarin spoken by the bundled TTS
-voice with randomised speaking rate and prosody noise, resampled to 16 kHz; labels are
-the TTS timings' IPA phonemes (en) and pinyin initials/finals (zh; see
-services/encoder/units.py for why no tones). Cached under cache/encoder/data
-(git-ignored). Training adds speed perturbation, gain and noise. Each language's CTC
+default, `--texts templates` for the old grammar) in English and Mandarin, spoken by the
+training voice mix (services.training.speech: the Piper voice, pitch/formant-shifted copies
+of it and espeak-ng voices; `--voices bundled` for the Piper voice alone) with randomised
+speaking rate and prosody noise, resampled to 16 kHz; labels are the timings' IPA phonemes
+(en) and pinyin initials/finals (zh; see services/encoder/units.py for why no tones).
+Held-out shards are always the bundled voice at its defaults (what `say` speaks, and what
+the bench measures). Cached under cache/encoder/data (git-ignored). Training adds speed perturbation, gain and noise. Each language's CTC
 loss is computed over blank + that language's units only, plus a frame-level
 cross-entropy on the TTS-timed units (a dense signal that gets a from-scratch CTC model
 off its all-blank plateau in a CPU budget). Resumable: the run directory holds
 safetensors checkpoints (model and optimiser) plus JSON state; rerunning the command
 continues. Held-out PER is measured on the source's held-out sentences at the voice's
-default settings. A cache holds one text source (data/texts.txt); mixing them is refused.
+default settings. A cache holds one text source (data/texts.txt) and one voice set
+(data/voices.txt); mixing them is refused.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ from tqdm import tqdm
 
 from services.common.audio import resample
 from services.common.corpus import TEXT_SOURCES
+from services.common.errors import TalkingHeadError
 from services.common.types import ANALYSIS_SAMPLE_RATE, SynthesisOptions
 from services.encoder.content import DEFAULT_CONTENT_MODEL, receptive_field, tiny_ctc_config
 from services.encoder.units import (BLANK, UNK, ctc_greedy, language_units, phone_error_rate,
                                     pinyin_units, speech_spans)
-from services.training.speech import bundled_voice
+from services.training.speech import VOICE_SETS, check_voices, speech_source
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "cache" / "encoder"
@@ -55,26 +59,37 @@ def shard_path(cache: Path, split: str, lang: str, k: int) -> Path:
     return cache / "data" / split / f"{lang}_{k:04d}.npz"
 
 
-def cache_texts(cache: Path, texts: str) -> None:
-    """Record the cache's text source on first use; refuse a different one later."""
-    marker = cache / "data" / "texts.txt"
+def cache_marker(cache: Path, name: str, value: str, before_markers: str, what: str) -> None:
+    """Record one property of the cache (data/<name>.txt) on first use; refuse a different
+    value later. Caches made before the marker existed hold `before_markers`."""
+    marker = cache / "data" / f"{name}.txt"
     if marker.exists():
         held = marker.read_text().strip()
     elif any((cache / "data").glob("*/*.npz")):
-        held = "templates"  # caches made before the marker existed
+        held = before_markers
     else:
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(texts + "\n")
+        marker.write_text(value + "\n")
         return
-    if held != texts:
-        raise SystemExit(f"{cache / 'data'} holds {held} sentences, not {texts}: use another --cache")
+    if held != value:
+        raise SystemExit(f"{cache / 'data'} holds {held} {what}, not {value}: use another --cache")
 
 
-def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool, texts: str = "natural") -> None:
-    """Synthesise n sentences into one npz (int16 audio at 16 kHz + labels JSON)."""
+def cache_texts(cache: Path, texts: str) -> None:
+    cache_marker(cache, "texts", texts, "templates", "sentences")
+
+
+def cache_voices(cache: Path, voices: str) -> None:
+    cache_marker(cache, "voices", voices, "bundled", "voices")
+
+
+def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool, texts: str = "natural",
+               voices: str = "mix") -> None:
+    """Synthesise n sentences into one npz (int16 audio at 16 kHz + labels JSON); held-out
+    shards are the bundled voice whatever `voices` says."""
     from services.common.corpus import sentences
 
-    speak = bundled_voice()
+    speak = speech_source(voices if split == "train" else "bundled", seed=f"{split}-{lang}-{k}")
     rng = random.Random(f"{split}-{lang}-{k}")
     audio, offsets, meta = [], [0], []
     for text in sentences(n, lang, seed=10_000 * (split == "heldout") + k, split=split, source=texts):
@@ -85,7 +100,7 @@ def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool, te
         audio.append(np.round(np.clip(wav, -1, 1) * 32767).astype(np.int16))
         offsets.append(offsets[-1] + len(wav))
         spans = speech_spans(speech)
-        meta.append({"text": text, "labels": [u for u, _, _ in spans],
+        meta.append({"text": text, "voice": speech.voice, "labels": [u for u, _, _ in spans],
                      "spans": [[u, round(a, 4), round(b, 4)] for u, a, b in spans]})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
@@ -94,14 +109,15 @@ def make_shard(path: Path, split: str, lang: str, k: int, n: int, vary: bool, te
     tmp.rename(path)
 
 
-def prepare(cache: Path, n_train: int, n_heldout: int, texts: str = "natural") -> None:
+def prepare(cache: Path, n_train: int, n_heldout: int, texts: str = "natural", voices: str = "mix") -> None:
     cache_texts(cache, texts)
+    cache_voices(cache, voices)
     jobs = [("heldout", lang, k, False) for k in range(math.ceil(n_heldout / SHARD)) for lang in LANGS]
     jobs += [("train", lang, k, True) for k in range(math.ceil(n_train / SHARD)) for lang in LANGS]
     for split, lang, k, vary in tqdm(jobs, desc="TTS shards"):
         path = shard_path(cache, split, lang, k)
         if not path.exists():
-            make_shard(path, split, lang, k, SHARD, vary, texts)
+            make_shard(path, split, lang, k, SHARD, vary, texts, voices)
 
 
 def load_split(cache: Path, split: str) -> list[dict]:
@@ -272,7 +288,7 @@ def train(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     cache, run = Path(args.cache), Path(args.cache) / "run"
     if args.prepare:
-        prepare(cache, args.n_train, args.n_heldout, args.texts)
+        prepare(cache, args.n_train, args.n_heldout, args.texts, args.voices)
     heldout = load_split(cache, "heldout")
     if not heldout or not list((cache / "data" / "train").glob("*.npz")):
         raise SystemExit("no data yet: run `python -m services.training.content_model prepare` first")
@@ -406,15 +422,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--texts", choices=TEXT_SOURCES, default="natural",
                    help="text source of the sentences: natural (default) or the old templates")
+    p.add_argument("--voices", choices=VOICE_SETS, default="mix",
+                   help="training speakers: the voice mix (default) or the bundled voice alone")
     p.add_argument("--frame-loss", type=float, default=0.5,
                    help="weight of the frame-level cross-entropy on TTS-timed units (0 = CTC only)")
     p.add_argument("--no-export", dest="export", action="store_false", help="do not write the weights dir")
     p.add_argument("--no-prepare", dest="prepare", action="store_false",
                    help="train on the cached shards as they are (another process may be adding more)")
     args = p.parse_args(argv)
+    if args.action == "prepare" or (args.action == "train" and args.prepare):
+        try:
+            check_voices(args.voices)
+        except TalkingHeadError as exc:
+            p.error(str(exc))
     if args.action == "prepare":
         torch.set_num_threads(args.threads)
-        prepare(Path(args.cache), args.n_train, args.n_heldout, args.texts)
+        prepare(Path(args.cache), args.n_train, args.n_heldout, args.texts, args.voices)
         return 0
     if args.action == "export":
         return export_checkpoint(args)

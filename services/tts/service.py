@@ -52,17 +52,30 @@ class TtsService:
         The text is normalised to its spoken words before it is split (so "$3.50" or "Dr."
         cannot end a sentence); each Speech's text is the spoken sentence."""
         checked = check_text(text, lang)
-        backend = self.backend(lang, voice)
-        opts = options or SynthesisOptions()
-        parts = split_sentences(normalize(checked, lang))
-        if not parts:
-            raise InvalidInput("text is empty once symbols are dropped: give at least one word to say")
-        return (_numbered(backend.synthesize_sentence(s, lang, opts), i) for i, s in enumerate(parts))
+        return backend_sentences(self.backend(lang, voice), checked, lang, options)
 
     def synthesize(self, text: str, lang: str = "en", voice: str | None = None,
                    options: SynthesisOptions | None = None) -> Speech:
         """The whole text as one Speech; timings stay contiguous across sentences."""
-        return join_speech(list(self.sentences(text, lang, voice, options)))
+        checked = check_text(text, lang)
+        return backend_speech(self.backend(lang, voice), checked, lang, options)
+
+
+def backend_sentences(backend: TtsBackend, text: str, lang: str,
+                      options: SynthesisOptions | None = None) -> Iterator[Speech]:
+    """`text` checked, normalised and split, then one Speech per sentence from `backend`
+    (any backend, registered in VOICES or not: training data makers use others)."""
+    checked = check_text(text, lang)
+    opts = options or SynthesisOptions()
+    parts = split_sentences(normalize(checked, lang))
+    if not parts:
+        raise InvalidInput("text is empty once symbols are dropped: give at least one word to say")
+    return (_numbered(backend.synthesize_sentence(s, lang, opts), i) for i, s in enumerate(parts))
+
+
+def backend_speech(backend: TtsBackend, text: str, lang: str, options: SynthesisOptions | None = None) -> Speech:
+    """The whole text as one Speech from `backend`; timings stay contiguous across sentences."""
+    return join_speech(list(backend_sentences(backend, text, lang, options)))
 
 
 def _numbered(speech: Speech, index: int) -> Speech:
