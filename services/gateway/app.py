@@ -78,9 +78,9 @@ class RemoteStages:
             clip16k, subject.fps, lang).result()
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int) -> Iterator[np.ndarray]:
+               frames_per_batch: int, exact: bool = False) -> Iterator[np.ndarray]:
         gen = self._renderer.options(multiplexed_model_id=subject.id, stream=True).render.remote(
-            codes, static_pose, seed, start, frames_per_batch)
+            codes, static_pose, seed, start, frames_per_batch, exact)
         try:
             yield from gen
         finally:

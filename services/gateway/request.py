@@ -61,6 +61,7 @@ class SpeakRequest:
     denoise: bool | None = None  # None: on for uploaded audio, off for TTS
     frames_per_chunk: int = 0    # 0: the limits' default
     seed: int = 0
+    exact: bool = False          # render every ray (no fast render path)
 
 
 @dataclass(frozen=True)
@@ -99,4 +100,4 @@ def check_request(req: SpeakRequest, limits: Limits = Limits()) -> CheckedReques
     denoise = req.denoise if req.denoise is not None else req.audio is not None
     return CheckedRequest(text=text, audio=req.audio, subject=subject, lang=lang, voice=req.voice or None,
                           static_pose=bool(req.static_pose), denoise=bool(denoise), frames_per_chunk=frames,
-                          seed=int(req.seed))
+                          seed=int(req.seed), exact=bool(req.exact))

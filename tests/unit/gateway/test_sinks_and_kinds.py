@@ -84,7 +84,7 @@ class FlatRenderer:
     def conditions(self, n_frames, static_pose=False, seed=0, start=None):
         return np.repeat(np.eye(4, dtype=np.float32)[None], n_frames, 0), np.zeros(n_frames, np.float32)
 
-    def render(self, codes, poses, blinks, frames_per_batch=8, fps=None) -> Iterator[np.ndarray]:
+    def render(self, codes, poses, blinks, frames_per_batch=8, fps=None, exact=False) -> Iterator[np.ndarray]:
         level = (np.tanh(codes.mean(axis=1)) * 100 + 128).astype(np.uint8)
         for s in range(0, len(codes), frames_per_batch):
             yield np.broadcast_to(level[s:s + frames_per_batch, None, None, None], (len(level[s:s + frames_per_batch]), 32, 32, 3)).copy()
