@@ -6,8 +6,8 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
 - **Coarse to fine.** Rays are cast on a lattice every `stride` pixels. A lattice cell whose
   corners differ (premultiplied colour or opacity, by more than `tau`) is subdivided and its
   midpoints cast, down to single pixels; cells that stay smooth are filled by bilinear
-  interpolation of the foreground, composited over the exact background. Edges, eyes, mouth
-  and hair get every ray; cheeks, background and the inside of the torso do not.
+  interpolation of the foreground, composited over the exact background. Silhouettes, eyes,
+  lips and nostrils get every ray; skin, background and the inside of the torso do not.
 - **Fitted occupancy.** Samples are taken only in occupancy cells whose fitted density is
   `occupancy_scale` times the training threshold: the translucent shell the training grid
   keeps around the head carries almost no weight.
@@ -99,15 +99,22 @@ def _cell_range(g: Tensor) -> Tensor:
     return torch.maximum(torch.maximum(a, b), torch.maximum(c, d)) - torch.minimum(torch.minimum(a, b), torch.minimum(c, d))
 
 
+def _corner_max(v: Tensor) -> Tensor:
+    """max over the four corners of every cell of [F, ny, nx] → [F, ny-1, nx-1]."""
+    a, b, c, d = v[:, :-1, :-1], v[:, :-1, 1:], v[:, 1:, :-1], v[:, 1:, 1:]
+    return torch.maximum(torch.maximum(a, b), torch.maximum(c, d))
+
+
 def _dilate(cells: Tensor, r: int = 1) -> Tensor:
     return F.max_pool2d(cells[:, None].float(), 2 * r + 1, 1, r)[:, 0] > 0
 
 
 def _finer_knots(cells: Tensor) -> Tensor:
-    """The next level's knots [F, 2ny-1, 2nx-1] that lie in (or on the edge of) a marked cell."""
-    f, ny, nx = cells.shape
-    centres = torch.zeros(f, 2 * ny + 1, 2 * nx + 1, dtype=torch.bool, device=cells.device)
-    centres[:, 1::2, 1::2] = cells
+    """The next level's knots that lie in (or on the edge of) a marked cell: cells
+    [F, ny-1, nx-1] → knots [F, 2ny-1, 2nx-1]."""
+    f, cy, cx = cells.shape
+    centres = torch.zeros(f, 2 * cy + 1, 2 * cx + 1, dtype=torch.bool, device=cells.device)
+    centres[:, 1::2, 1::2] = cells  # a cell's centre is a knot of the next level
     return _dilate(centres)
 
 
@@ -229,9 +236,6 @@ class FastRenderer:
         step = self.config.stride >> level
         g[f, :, i, j] = self._shade(c2w, cond, frames[f], i * step, j * step, None if torso is None else torso[f, i, j])
 
-    def _knots0(self, n: int, device: torch.device) -> Tensor:
-        return torch.zeros(n, self.cells[0] + 1, self.cells[1] + 1, dtype=torch.bool, device=device)
-
     def _refine(self, c2w: Tensor, cond: HeadCond, frames: Tensor, g: Tensor, may_refine: Tensor) -> Tensor:
         """Coarse to fine from level-0 values g [f, 6, ny, nx] (see `_shade`): cells in
         may_refine [f, ny-1, nx-1] whose corners differ by more than `tau` are subdivided,
@@ -239,7 +243,7 @@ class FastRenderer:
         for level in range(self.levels - 1):
             spread = _cell_range(g)
             refine = spread[:, :4].amax(1) > self.config.tau
-            if level < self.config.dilate_levels:
+            if level < self.config.dilate_levels:  # a feature smaller than a cell may sit between corners
                 refine = _dilate(refine)
             refine &= may_refine
             inside = _finer_knots(refine)
@@ -255,7 +259,7 @@ class FastRenderer:
 
     def _cold(self, c2w: Tensor, cond: HeadCond, frames: Tensor) -> tuple[Tensor, Tensor]:
         """Coarse-to-fine frames [f, H, W, 3] in [0, 1], and the level-0 cells their head may reach."""
-        every = ~self._knots0(len(frames), c2w.device)
+        every = torch.ones(len(frames), self.cells[0] + 1, self.cells[1] + 1, dtype=torch.bool, device=c2w.device)
         g = torch.zeros(len(frames), 6, *every.shape[1:], device=c2w.device)
         self._cast(c2w, cond, frames, g, 0, every)
         reach = _dilate(_corner_max(g[:, 4]) > 1e-3, self.config.head_margin)
@@ -321,9 +325,3 @@ class FastRenderer:
         if warm:
             out[warm] = self._warm(c2w, cond, torch.tensor(warm, device=dev), [bases[keys[i]] for i in warm])  # type: ignore[misc]
         return out
-
-
-def _corner_max(v: Tensor) -> Tensor:
-    """max over the four corners of every cell of [F, ny, nx] → [F, ny-1, nx-1]."""
-    a, b, c, d = v[:, :-1, :-1], v[:, :-1, 1:], v[:, 1:, :-1], v[:, 1:, 1:]
-    return torch.maximum(torch.maximum(a, b), torch.maximum(c, d))
