@@ -108,6 +108,31 @@ def test_a_new_renderer_kind_plugs_in_without_touching_the_pipeline(demo, tts, t
     assert info.synthetic and info.tags["subject"] == "demo"  # the pipeline labels what it makes
 
 
+class ExactRecorder(FlatRenderer):
+    """FlatRenderer that notes whether each render was asked to be exact."""
+
+    calls: list[bool] = []
+
+    def render(self, codes, poses, blinks, frames_per_batch=8, fps=None, exact=False) -> Iterator[np.ndarray]:
+        ExactRecorder.calls.append(exact)
+        return super().render(codes, poses, blinks, frames_per_batch, fps)
+
+
+def test_an_exact_request_reaches_the_renderer(demo, tts, tmp_path, monkeypatch):
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.renderer import service
+
+    monkeypatch.setitem(service.RENDERER_KINDS, "flat", ExactRecorder)
+    monkeypatch.setattr(ExactRecorder, "calls", [])
+    store = LocalSubjectStore(tmp_path / "subjects", bundled=None)
+    store.save(_with_kind(demo, "flat"))
+    pipeline = Pipeline(subjects=store, tts=tts)
+    for exact in (False, True):
+        pipeline.run(SpeakRequest(text="Hello there.", subject="demo", exact=exact), FragmentedMp4Sink(lambda c: None))
+    assert ExactRecorder.calls == [False, True]
+
+
 def test_uploaded_audio_is_resampled_to_16k_once(demo, tmp_path, monkeypatch):
     """44.1 kHz upload, denoised: one resampling (44.1 → 16 kHz) feeds denoiser and encoder."""
     from services.common import audio
