@@ -7,7 +7,7 @@ import importlib
 import json
 from pathlib import Path
 
-STAGES = ("tts", "denoise", "encoder", "render")
+STAGES = ("tts", "denoise", "encoder", "render", "realtime")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
