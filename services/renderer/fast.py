@@ -10,7 +10,9 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
   lips and nostrils get every ray; skin, background and the inside of the torso do not.
 - **Fitted occupancy.** Samples are taken only in occupancy cells whose fitted density is
   `occupancy_scale` times the training threshold: the translucent shell the training grid
-  keeps around the head carries almost no weight.
+  keeps around the head carries almost no weight. Given a pose to check on, that grid (or
+  one half as sparse) is kept only if a small frame rendered with it matches the training
+  grid's within `check_psnr` dB; else the training grid is used.
 - **Cheaper samples.** The head's audio term is folded into one matrix per frame
   (`HeadCond.lean`), its MLPs run in bfloat16 where the CPU has native bfloat16 dot products,
   and the torso is evaluated only where the head lets it show.
@@ -37,7 +39,7 @@ from torch import Tensor
 from services.renderer.head_field import HeadCond
 from services.renderer.occupancy import OccupancyGrid
 from services.renderer.rays import Intrinsics
-from services.renderer.renderer import TalkingHeadModel, rays_at
+from services.renderer.renderer import TalkingHeadModel, rays_at, render_pixels
 from services.renderer.volume import RenderConfig, render_rays
 
 
@@ -47,6 +49,7 @@ class FastPathConfig:
     tau: float = 0.12  # subdivide a cell whose corners differ by more than this (colour or opacity)
     dilate_levels: int = 1  # on the first this many levels, subdivide the neighbours of such a cell too
     occupancy_scale: float = 4.0  # sample only cells denser than this × the training threshold
+    check_psnr: float = 45.0  # ... if a check frame rendered so is within this of the training grid's
     torso_cutoff: float = 0.999  # no torso behind head pixels at least this opaque
     change_tau: float = 4.0 / 255  # cached pose: a lattice ray counts as changed above this
     head_margin: int = 2  # cached pose: lattice cells around the head that a new code may reach
@@ -189,10 +192,11 @@ class FastRenderer:
     """Frames of one subject's model through the fast path (see the module docstring)."""
 
     def __init__(self, model: TalkingHeadModel, intr: Intrinsics, background: Tensor,
-                 config: FastPathConfig = FastPathConfig()) -> None:
+                 config: FastPathConfig = FastPathConfig(), check_pose: Tensor | None = None) -> None:
         self.model, self.intr, self.config = model, intr, config
         self.background = background  # [H, W, 3] float in [0, 1]
-        self.occupancy = fitted_occupancy(model.occupancy, config.occupancy_scale)
+        self.occupancy = (fitted_occupancy(model.occupancy, config.occupancy_scale) if check_pose is None
+                          else self._fit_occupancy(check_pose))
         dtype = config.autocast
         if dtype == "auto":
             dtype = "bfloat16" if background.device.type == "cpu" and native_bf16() else None
@@ -202,6 +206,31 @@ class FastRenderer:
         self.cells = (math.ceil((intr.height - 1) / s), math.ceil((intr.width - 1) / s))  # level-0 cells
         self.levels = int(math.log2(s)) + 1
         self.rays = 0  # rays cast so far (the full render casts H * W per frame)
+
+    @torch.no_grad()
+    def _fit_occupancy(self, pose: Tensor, size: int = 48) -> OccupancyGrid:
+        """The sparsest fitted grid (`occupancy_scale`, then half of it) that renders the pose
+        (4x4, renderer space) within `check_psnr` dB of the training grid, on a small frame
+        with a neutral and a random code; else the training grid."""
+        model = self.model
+        intr = self.intr.resized(size, size)
+        c2w = pose.reshape(1, 4, 4).expand(2, 4, 4).to(self.background)
+        audio = torch.zeros(2, model.head.config.audio_dim, device=c2w.device)
+        audio[1] = torch.randn(audio.shape[1], generator=torch.Generator().manual_seed(0)).to(audio) * 0.3
+        cond = HeadCond(audio, torch.zeros(2, device=c2w.device), lean=True)
+        flat = torch.arange(2 * size * size, device=c2w.device)
+
+        def image(occ: OccupancyGrid) -> Tensor:
+            return render_pixels(model.head, c2w, intr, flat, cond, occ, None, model.torso, None,
+                                 model.render_config)["image"].clamp(0, 1)
+
+        reference = image(model.occupancy)
+        for scale in (self.config.occupancy_scale, self.config.occupancy_scale / 2):
+            occ = fitted_occupancy(model.occupancy, scale)
+            mse = float(((image(occ) - reference) ** 2).mean())
+            if scale <= 1 or mse == 0 or -10 * math.log10(mse) >= self.config.check_psnr:
+                return occ
+        return model.occupancy
 
     def _shade(self, c2w: Tensor, cond: HeadCond, frame: Tensor, row: Tensor, col: Tensor,
                torso: Tensor | None = None) -> Tensor:

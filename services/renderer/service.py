@@ -79,7 +79,8 @@ class SubjectRenderer:
         self.background = torch.from_numpy(bg.copy()).float().div(255).to(self.device)
         self.fast: FastRenderer | None = None
         if fast_path is not None and supports_fast_path(self.model):
-            self.fast = FastRenderer(self.model, self.intrinsics, self.background, fast_path)
+            check = torch.as_tensor(self.pose_track[0], dtype=torch.float32, device=self.device)
+            self.fast = FastRenderer(self.model, self.intrinsics, self.background, fast_path, check_pose=check)
 
     @property
     def size(self) -> tuple[int, int]:

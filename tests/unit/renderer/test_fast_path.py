@@ -151,6 +151,13 @@ def test_fitted_occupancy_keeps_the_dense_core_and_leaves_the_grid_alone(demo):
     assert torch.equal(occ.mask, before)
     assert bool((fitted.mask <= occ.mask).all()) and 0 < fitted.mask.sum() < occ.mask.sum()
     assert torch.equal(fitted_occupancy(occ, 1.0).mask, occ.mask)
+    # checked on a pose: kept where it renders like the training grid, dropped where it cannot
+    pose = torch.as_tensor(demo.pose_track[0])
+    assert torch.equal(FastRenderer(demo.model, demo.intrinsics, demo.background, check_pose=pose).occupancy.mask,
+                       fitted.mask)
+    assert demo.fast.occupancy.mask.sum() == fitted.mask.sum()  # what the subject renderer chose
+    far = FastRenderer(demo.model, demo.intrinsics, demo.background, FastPathConfig(occupancy_scale=1e4), check_pose=pose)
+    assert far.occupancy is occ
 
 
 def test_lean_head_condition_folds_the_audio_term_exactly():
