@@ -51,7 +51,7 @@ class FastPathConfig:
     occupancy_scale: float = 4.0  # sample only cells denser than this × the training threshold
     check_psnr: float = 45.0  # ... if a check frame rendered so is within this of the training grid's
     torso_cutoff: float = 0.999  # no torso behind head pixels at least this opaque
-    change_tau: float = 4.0 / 255  # cached pose: a lattice ray counts as changed above this
+    change_tau: float = 6.0 / 255  # cached pose: a lattice ray counts as changed above this
     head_margin: int = 2  # cached pose: lattice cells around the head that a new code may reach
     cache_bytes: int = 64 << 20  # bound of the pose cache
     autocast: str | None = "auto"  # "auto": bfloat16 where the CPU has it natively
