@@ -10,7 +10,7 @@ from pathlib import Path
 from services.common.corpus import TEXT_SOURCES
 from services.common.errors import InvalidInput
 
-STAGES = ("tts", "denoise", "encoder", "render", "corpus", "gpu", "prepare")
+STAGES = ("tts", "denoise", "encoder", "render", "corpus", "gpu", "prepare", "realtime")
 #: stages that speak held-out sentences, and so take --texts
 TEXT_STAGES = ("tts", "denoise", "encoder")
 

@@ -121,6 +121,7 @@ class FrameRenderer(Protocol):
         ...
 
     def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, frames_per_batch: int = 8,
-               fps: float | None = None) -> Iterator[np.ndarray]:
-        """uint8 [b, H, W, 3] frame batches, in order, for audio codes [N, D]."""
+               fps: float | None = None, exact: bool = False) -> Iterator[np.ndarray]:
+        """uint8 [b, H, W, 3] frame batches, in order, for audio codes [N, D]; `exact`: no
+        shortcuts (a kind with a fast path renders every ray)."""
         ...

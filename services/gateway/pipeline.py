@@ -164,7 +164,8 @@ class Pipeline:
                 start = 0
                 t0 = time.perf_counter()
                 batches = self.stages.render(subject, codes, req.static_pose, seed=req.seed + sentences,
-                                             start=pose_offset + n_frames, frames_per_batch=req.frames_per_chunk)
+                                             start=pose_offset + n_frames, frames_per_batch=req.frames_per_chunk,
+                                             exact=req.exact)
                 try:
                     for batch in batches:
                         t1 = time.perf_counter()

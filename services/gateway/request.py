@@ -78,6 +78,7 @@ class SpeakRequest:
     denoise: bool | None = None  # None: on for uploaded audio, off for TTS
     frames_per_chunk: int = 0    # 0: the limits' default
     seed: int = 0
+    exact: bool = False          # render every ray (no fast render path)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ def _check_types(req: SpeakRequest) -> None:
         raise InvalidInput("static_pose must be true or false")
     if req.denoise is not None and not isinstance(req.denoise, bool):
         raise InvalidInput("denoise must be true, false or absent")
+    if not isinstance(req.exact, bool):
+        raise InvalidInput("exact must be true or false")
     lo, hi = FRAMES_PER_CHUNK_RANGE
     if not _is_int(req.frames_per_chunk) or not (req.frames_per_chunk == 0 or lo <= req.frames_per_chunk <= hi):
         raise InvalidInput(f"frames_per_chunk must be a whole number between {lo} and {hi} (or 0: the default)")
@@ -140,4 +143,5 @@ def check_request(req: SpeakRequest, limits: Limits = Limits()) -> CheckedReques
     frames = req.frames_per_chunk or limits.frames_per_chunk
     denoise = req.denoise if req.denoise is not None else req.audio is not None
     return CheckedRequest(text=text, audio=req.audio, subject=subject, lang=lang, voice=req.voice or None,
-                          static_pose=req.static_pose, denoise=denoise, frames_per_chunk=frames, seed=req.seed)
+                          static_pose=req.static_pose, denoise=denoise, frames_per_chunk=frames, seed=req.seed,
+                          exact=req.exact)

@@ -45,8 +45,9 @@ class Stages(Protocol):
         ...
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int) -> Iterator[np.ndarray]:
-        """uint8 [b, H, W, 3] frame batches; closing the iterator stops the render."""
+               frames_per_batch: int, exact: bool = False) -> Iterator[np.ndarray]:
+        """uint8 [b, H, W, 3] frame batches; closing the iterator stops the render. `exact`:
+        every ray of every frame (no fast render path)."""
         ...
 
 
@@ -118,7 +119,7 @@ class LocalStages:
         return self.encoder.encode(clip16k, self._opened(subject).audio_encoder, subject.fps, lang=lang).codes
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int) -> Iterator[np.ndarray]:
+               frames_per_batch: int, exact: bool = False) -> Iterator[np.ndarray]:
         r = self._opened(subject).renderer
         poses, blinks = r.conditions(len(codes), static_pose, seed=seed, start=start)
-        return r.render(codes, poses, blinks, frames_per_batch=frames_per_batch, fps=subject.fps)
+        return r.render(codes, poses, blinks, frames_per_batch=frames_per_batch, fps=subject.fps, exact=exact)

@@ -78,21 +78,23 @@ class RendererDeployment:
                 "load_seconds": 0.0 if hit else time.perf_counter() - t0}
 
     async def render(self, codes: np.ndarray, static_pose: bool = False, seed: int = 0, start: int = 0,
-                     frames_per_batch: int = 0):
-        """Stream uint8 [b, H, W, 3] batches for codes [N, 64] (the multiplexed subject)."""
+                     frames_per_batch: int = 0, exact: bool = False):
+        """Stream uint8 [b, H, W, 3] batches for codes [N, 64] (the multiplexed subject);
+        `exact`: every ray of every frame (no fast render path)."""
         s, _ = await self._subject()
-        async for frames in self._stream(s, codes, static_pose, seed, start, frames_per_batch):
+        async for frames in self._stream(s, codes, static_pose, seed, start, frames_per_batch, exact=exact):
             yield frames
 
     async def _stream(self, s: Any, codes: np.ndarray, static_pose: bool, seed: int, start: int,
                       frames_per_batch: int,
-                      poses: np.ndarray | None = None, blinks: np.ndarray | None = None):
+                      poses: np.ndarray | None = None, blinks: np.ndarray | None = None, exact: bool = False):
         codes = np.array(codes, dtype=np.float32)  # arrays from Ray's object store are read-only
         if poses is None or blinks is None:
             p, b = s.conditions(len(codes), static_pose, seed=seed, start=start)
             poses = p if poses is None else poses
             blinks = b if blinks is None else blinks
-        it = s.render(codes, poses, blinks, frames_per_batch=frames_per_batch or self.frames_per_batch, fps=s.fps)
+        it = s.render(codes, poses, blinks, frames_per_batch=frames_per_batch or self.frames_per_batch, fps=s.fps,
+                      exact=exact)
         self.stats_["active_renders"] += 1
         try:
             while True:  # one batch per thread hop: cancellation lands between batches

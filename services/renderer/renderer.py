@@ -29,15 +29,23 @@ def rays_for_pixels(c2w: Tensor, intr: Intrinsics, flat: Tensor) -> tuple[Tensor
     p = intr.height * intr.width
     frame = flat // p
     pix = flat % p
-    i = (pix % intr.width).to(c2w.dtype) + 0.5
-    j = (pix // intr.width).to(c2w.dtype) + 0.5
+    rays_o, rays_d, xy = rays_at(c2w, intr, frame, pix // intr.width, pix % intr.width)
+    return rays_o, rays_d, frame, xy
+
+
+def rays_at(c2w: Tensor, intr: Intrinsics, frame: Tensor, row: Tensor, col: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Rays through the centres of pixels (row, col) of frames `frame` (each [n]; a pixel
+    may lie outside the image): origins, unit directions [n, 3] and normalised pixel
+    coords [n, 2]."""
+    i = col.to(c2w.dtype) + 0.5
+    j = row.to(c2w.dtype) + 0.5
     d = torch.stack([(i - intr.cx) / intr.fx, (j - intr.cy) / intr.fy, torch.ones_like(i)], dim=-1)
     d = d / d.norm(dim=-1, keepdim=True)
     rot = c2w[frame, :3, :3]  # [n, 3, 3]
     rays_d = (rot @ d[..., None])[..., 0]
     rays_o = c2w[frame, :3, 3]
     xy = torch.stack([2 * i / intr.width - 1, 2 * j / intr.height - 1], dim=-1)
-    return rays_o.contiguous(), rays_d.contiguous(), frame, xy
+    return rays_o.contiguous(), rays_d.contiguous(), xy
 
 
 def _background_for(background: Tensor | None, frame: Tensor, flat: Tensor, intr: Intrinsics) -> Tensor:

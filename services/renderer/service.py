@@ -19,6 +19,7 @@ import torch
 from services.common.bundle import RENDERER_PREFIX, SubjectBundle
 from services.common.errors import IntegrityError, InvalidInput, RateMismatch
 from services.common.types import FrameRenderer
+from services.renderer.fast import FastPathConfig, FastRenderer, supports_fast_path
 from services.renderer.head_field import HeadCond, HeadFieldConfig
 from services.renderer.motion import natural_blinks, replay_poses
 from services.renderer.rays import Intrinsics
@@ -44,9 +45,14 @@ def model_from_manifest(manifest: dict[str, Any]) -> TalkingHeadModel:
 
 class SubjectRenderer:
     """The "triplane-nerf" kind: one subject ready to render (tri-plane hash-grid NeRF head and
-    torso in inference mode, intrinsics, pose/blink tracks, background)."""
+    torso in inference mode, intrinsics, pose/blink tracks, background).
 
-    def __init__(self, bundle: SubjectBundle, device: str | torch.device = "cpu") -> None:
+    A trained subject renders through the fast path (services.renderer.fast: fewer rays and
+    samples of the same NeRF, cached poses) unless `fast_path` is None; `render(exact=True)`
+    renders every ray of every frame."""
+
+    def __init__(self, bundle: SubjectBundle, device: str | torch.device = "cpu",
+                 fast_path: FastPathConfig | None = FastPathConfig()) -> None:
         from PIL import Image
 
         m = bundle.manifest
@@ -71,6 +77,10 @@ class SubjectRenderer:
         if bg.shape[:2] != (h, w):
             raise IntegrityError(f"subject {self.id!r}: background is {bg.shape[1]}x{bg.shape[0]}, model is {w}x{h}")
         self.background = torch.from_numpy(bg.copy()).float().div(255).to(self.device)
+        self.fast: FastRenderer | None = None
+        if fast_path is not None and supports_fast_path(self.model):
+            check = torch.as_tensor(self.pose_track[0], dtype=torch.float32, device=self.device)
+            self.fast = FastRenderer(self.model, self.intrinsics, self.background, fast_path, check_pose=check)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -88,8 +98,9 @@ class SubjectRenderer:
 
     @torch.no_grad()
     def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, frames_per_batch: int = 8,
-               fps: float | None = None) -> Iterator[np.ndarray]:
-        """Yield uint8 [b, H, W, 3] frame batches, in order, for codes [N, audio_dim]."""
+               fps: float | None = None, exact: bool = False) -> Iterator[np.ndarray]:
+        """Yield uint8 [b, H, W, 3] frame batches, in order, for codes [N, audio_dim]: through
+        the fast path when the subject has one, every ray of every frame when `exact`."""
         if fps is not None and abs(fps - self.fps) > 1e-6:
             raise RateMismatch(f"subject {self.id!r} renders at {self.fps:g} fps, codes are for {fps:g} fps")
         n = len(codes)
@@ -103,8 +114,12 @@ class SubjectRenderer:
             cond = HeadCond(torch.as_tensor(codes[s:e], dtype=torch.float32, device=self.device),
                             torch.as_tensor(blinks[s:e], dtype=torch.float32, device=self.device), None)
             c2w = torch.as_tensor(poses[s:e], dtype=torch.float32, device=self.device)
-            out = self.model.render_frames(c2w, self.intrinsics, cond, background=self.background)
-            yield (out["image"].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+            if self.fast is None or exact:
+                image = self.model.render_frames(c2w, self.intrinsics, cond, background=self.background)["image"]
+            else:
+                keys = [np.ascontiguousarray(p, dtype=np.float32).tobytes() for p in poses[s:e]]
+                image = self.fast.render(c2w, cond, keys)
+            yield (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 #: Renderer kinds this build reads: manifest `kind` → "module:class" (imported on first use)

@@ -193,8 +193,27 @@ def _render_chunk(
         t, count = march(
             rays_o.detach(), rays_d.detach(), t_near, t_far, jitter, occ, aabb, cfg.dt, cfg.max_samples, cfg.march_backend
         )
+    if staged and r:
+        hit = (count > 0).nonzero(as_tuple=True)[0]
+        if len(hit) < r:  # the passes below walk only the rays that have samples
+            part = _staged_passes(field, rays_o[hit], rays_d[hit], cond, frame[hit], t[hit], count[hit], cfg)
+            out: dict[str, Tensor] = {}
+            for key, val in part.items():
+                out[key] = torch.zeros((r,) + tuple(val.shape[1:]), device=dev, dtype=val.dtype)
+                out[key][hit] = val
+            return out
+    return _staged_passes(field, rays_o, rays_d, cond, frame, t, count, cfg, step=None if staged else cfg.max_samples)
+
+
+def _staged_passes(field: RadianceField, rays_o: Tensor, rays_d: Tensor, cond: Any, frame: Tensor, t: Tensor,
+                   count: Tensor, cfg: RenderConfig, step: int | None = None) -> dict[str, Tensor]:
+    """Evaluate and composite the marched samples t [R, S] (count [R] valid each), `step`
+    samples per ray per field call (default `cfg.samples_per_pass`), dropping rays whose
+    transmittance fell below `t_thresh` between calls."""
+    r = rays_o.shape[0]
+    dev, dtype = rays_o.device, rays_o.dtype
     s_max = cfg.max_samples
-    step = cfg.samples_per_pass if staged else s_max
+    step = cfg.samples_per_pass if step is None else step
     trans = torch.ones(r, device=dev, dtype=dtype)
     alive = count > 0
     acc: dict[str, Tensor] = {}

@@ -20,7 +20,7 @@ def test_help_and_version():
 
 def test_say_offers_no_way_to_drop_the_synthetic_label():
     r = _cli("say", "--help")
-    assert r.returncode == 0 and "--out" in r.stdout
+    assert r.returncode == 0 and "--out" in r.stdout and "--exact" in r.stdout
     assert not any(word in r.stdout.lower() for word in ("label", "provenance", "metadata", "watermark"))
 
 

@@ -20,6 +20,7 @@ def test_text_is_normalised_and_defaults_resolved():
     assert check_request(SpeakRequest(audio=_audio(1.0))).denoise is True
     assert check_request(SpeakRequest(audio=_audio(1.0), denoise=False)).denoise is False
     assert check_request(req) is req  # checked once
+    assert req.exact is False and check_request(SpeakRequest(text="hi", exact=True)).exact is True
 
 
 @pytest.mark.parametrize("req,err,words", [

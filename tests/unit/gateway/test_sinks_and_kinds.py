@@ -84,7 +84,7 @@ class FlatRenderer:
     def conditions(self, n_frames, static_pose=False, seed=0, start=None):
         return np.repeat(np.eye(4, dtype=np.float32)[None], n_frames, 0), np.zeros(n_frames, np.float32)
 
-    def render(self, codes, poses, blinks, frames_per_batch=8, fps=None) -> Iterator[np.ndarray]:
+    def render(self, codes, poses, blinks, frames_per_batch=8, fps=None, exact=False) -> Iterator[np.ndarray]:
         level = (np.tanh(codes.mean(axis=1)) * 100 + 128).astype(np.uint8)
         for s in range(0, len(codes), frames_per_batch):
             yield np.broadcast_to(level[s:s + frames_per_batch, None, None, None], (len(level[s:s + frames_per_batch]), 32, 32, 3)).copy()
@@ -106,6 +106,31 @@ def test_a_new_renderer_kind_plugs_in_without_touching_the_pipeline(demo, tts, t
     assert info.n_frames == res.frames > 10 and (info.width, info.height) == (32, 32)
     assert res.times.first_chunk is not None and res.times.first_chunk > 0
     assert info.synthetic and info.tags["subject"] == "demo"  # the pipeline labels what it makes
+
+
+class ExactRecorder(FlatRenderer):
+    """FlatRenderer that notes whether each render was asked to be exact."""
+
+    calls: list[bool] = []
+
+    def render(self, codes, poses, blinks, frames_per_batch=8, fps=None, exact=False) -> Iterator[np.ndarray]:
+        ExactRecorder.calls.append(exact)
+        return super().render(codes, poses, blinks, frames_per_batch, fps)
+
+
+def test_an_exact_request_reaches_the_renderer(demo, tts, tmp_path, monkeypatch):
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.renderer import service
+
+    monkeypatch.setitem(service.RENDERER_KINDS, "flat", ExactRecorder)
+    monkeypatch.setattr(ExactRecorder, "calls", [])
+    store = LocalSubjectStore(tmp_path / "subjects", bundled=None)
+    store.save(_with_kind(demo, "flat"))
+    pipeline = Pipeline(subjects=store, tts=tts)
+    for exact in (False, True):
+        pipeline.run(SpeakRequest(text="Hello there.", subject="demo", exact=exact), FragmentedMp4Sink(lambda c: None))
+    assert ExactRecorder.calls == [False, True]
 
 
 def test_uploaded_audio_is_resampled_to_16k_once(demo, tmp_path, monkeypatch):

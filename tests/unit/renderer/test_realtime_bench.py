@@ -1,0 +1,25 @@
+"""The real-time render benchmark runs end to end on the demo subject and reports both paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.bench.realtime import run
+
+
+@pytest.mark.slow
+def test_quick_realtime_benchmark_writes_json(tmp_path: Path) -> None:
+    path = tmp_path / "realtime.json"
+    result = run(str(path), quick=True, threads=1)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(result))
+    assert result["size"] == [256, 256] and result["threads"] == 1 and len(result["load_avg_before"]) == 3
+    for part in ("moving", "still_pose"):
+        r = result[part]
+        assert r["frames"] == 8 and r["full_fps"] > 0 and r["fast_fps"] > 0
+        assert r["fast_over_full"] == pytest.approx(r["fast_fps"] / r["full_fps"])
+        assert r["psnr_min_db"] >= 38 and r["psnr_mean_db"] >= r["psnr_min_db"]
+        assert 0 < r["fast_rays_per_pixel"] < 1
+    assert result["still_pose"]["fast_rays_per_pixel"] < result["moving"]["fast_rays_per_pixel"]
