@@ -222,10 +222,17 @@ class JobQueue:
                     return final
                 log.error("video job %s: the %d-byte video could not be stored: %s", final["id"], len(video), exc)
                 final = self._failed(final, Unavailable("the video could not be stored; submit the job again"))
-            try:
-                await asyncio.to_thread(self.store.put, [final])
-            except Exception as exc:  # noqa: BLE001
-                log.error("video job %s: could not record that it failed: %s", final["id"], exc)
+            # Redis counts the refused video's query buffer as used memory until its cron frees
+            # it (about 0.1 s): give the small failure record a few tries
+            for attempt in range(4):
+                try:
+                    await asyncio.to_thread(self.store.put, [final])
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    if attempt == 3:
+                        log.error("video job %s: could not record that it failed: %s", final["id"], exc)
+                    else:
+                        await asyncio.sleep(0.25 * (attempt + 1))
             return final
 
     async def _run(self, job_id: str, req: CheckedRequest, webhook: str | None) -> None:
