@@ -13,9 +13,10 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
   keeps around the head carries almost no weight. Given a pose to check on, that grid (or
   one half as sparse) is kept only if a small frame rendered with it matches the training
   grid's within `check_psnr` dB; else the training grid is used.
-- **Cheaper samples.** The head's audio term is folded into one matrix per frame
-  (`HeadCond.lean`), its MLPs run in bfloat16 where the CPU has native bfloat16 dot products,
-  and the torso is evaluated only where the head lets it show.
+- **Cheaper samples.** The head computes no attention maps (`HeadCond.lean`), its MLPs run
+  in bfloat16 where the CPU has native bfloat16 dot products (in blocks of a few fixed sizes:
+  oneDNN keeps one cached primitive of a few MB per GEMM shape), and the torso is evaluated
+  only where the head lets it show.
 - **Cached poses.** A pose rendered before (a still pose, a replayed track) starts from its
   cached frame: the audio code changes only the mouth and jaw, the blink only the eyes, so
   the head's lattice is cast with the new code, and only the cells whose rays changed (and
@@ -29,13 +30,16 @@ import functools
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from services.renderer.fields import RadianceField
 from services.renderer.head_field import HeadCond
 from services.renderer.occupancy import OccupancyGrid
 from services.renderer.rays import Intrinsics
@@ -54,6 +58,7 @@ class FastPathConfig:
     change_tau: float = 6.0 / 255  # cached pose: a lattice ray counts as changed above this
     head_margin: int = 2  # cached pose: lattice cells around the head that a new code may reach
     cache_bytes: int = 64 << 20  # bound of the pose cache
+    field_block: int = 8192  # head samples per field call; a last, smaller one is padded to 1/8ths of it
     autocast: str | None = "auto"  # "auto": bfloat16 where the CPU has it natively
 
     def __post_init__(self) -> None:
@@ -137,6 +142,39 @@ def _upsample(g: Tensor) -> Tensor:
     return F.interpolate(g, size=(2 * g.shape[-2] - 1, 2 * g.shape[-1] - 1), mode="bilinear", align_corners=True)
 
 
+class BlockedField:
+    """A radiance field evaluated `block` samples at a time, the last call padded to a
+    multiple of block/8: its GEMMs see at most nine row counts."""
+
+    def __init__(self, field: RadianceField, block: int) -> None:
+        self.field, self.block, self.step = field, block, max(1, block // 8)
+
+    def _blocks(self, fn: Callable[..., Any], x: Tensor, *rest: Any) -> list[tuple[Any, int]]:
+        *per_sample, cond, frame = rest
+        out = []
+        for s in range(0, x.shape[0], self.block):
+            part = [t[s : s + self.block] for t in (x, *per_sample, frame)]
+            n = part[0].shape[0]
+            size = -(-n // self.step) * self.step
+            if size != n:
+                part = [torch.cat([t, t[:1].expand(size - n, *t.shape[1:])]) for t in part]
+            out.append((fn(*part[:-1], cond, part[-1]), n))
+        return out
+
+    def __call__(self, x: Tensor, d: Tensor, cond: Any, frame: Tensor) -> dict[str, Tensor]:
+        if x.shape[0] == 0:
+            return self.field(x, d, cond, frame)
+        parts = self._blocks(self.field, x, d, cond, frame)
+        return {k: torch.cat([p[k][:n] for p, n in parts]) for k in parts[0][0]}
+
+    forward = __call__
+
+    def density(self, x: Tensor, cond: Any, frame: Tensor) -> Tensor:
+        if x.shape[0] == 0:
+            return self.field.density(x, cond, frame)
+        return torch.cat([p[:n] for p, n in self._blocks(self.field.density, x, cond, frame)])
+
+
 # ---- the pose cache ------------------------------------------------------------------------------
 
 @dataclass
@@ -201,6 +239,7 @@ class FastRenderer:
         if dtype == "auto":
             dtype = "bfloat16" if background.device.type == "cpu" and native_bf16() else None
         self.render_config: RenderConfig = replace(model.render_config, autocast_dtype=dtype)
+        self.head = BlockedField(model.head, config.field_block)
         self.cache = PoseCache(config.cache_bytes)
         s = config.stride
         self.cells = (math.ceil((intr.height - 1) / s), math.ceil((intr.width - 1) / s))  # level-0 cells
@@ -242,7 +281,7 @@ class FastRenderer:
         if not cond.lean:
             cond = HeadCond(cond.audio, cond.eye, cond.latent, lean=True)
         rays_o, rays_d, xy = rays_at(c2w, self.intr, frame, row, col)
-        head = render_rays(model.head, rays_o, rays_d, cond, frame, self.occupancy, self.render_config)
+        head = render_rays(self.head, rays_o, rays_d, cond, frame, self.occupancy, self.render_config)
         alpha = head["alpha"]
         out = torch.cat([head["rgb"], alpha[:, None], alpha[:, None], torch.ones_like(alpha)[:, None]], dim=1)
         if model.torso is None:

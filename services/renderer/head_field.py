@@ -66,8 +66,8 @@ class HeadCond:
     audio: Tensor  # [F, audio_dim]
     eye: Tensor | None = None  # [F] or [F, 1] blink in [0, 1]
     latent: Tensor | None = None  # [F] long latent-code index (None = 0)
-    #: only density and colour are wanted (no attention maps): without autograd the audio
-    #: term is then folded into one matrix per frame (see `HeadField._folded_audio`)
+    #: only density and colour are wanted (no attention maps); without autograd, one frame's
+    #: audio term is then folded into one matrix (see `HeadField._folded_audio`)
     lean: bool = False
 
     @property
@@ -142,9 +142,9 @@ class HeadField(nn.Module):
         h = F.linear(enc_x, torch.cat([a1, e1, s1[:, :n_in]], dim=0))
         ha, he, hs = h.split([a1.shape[0], e1.shape[0], s1.shape[0]], dim=1)
         n_aud = cond.audio.shape[1]
-        att = None
-        if cond.lean and inplace:
-            hs = self._folded_audio(hs, _relu(ha, True), cond.audio, frame, s1[:, n_in : n_in + n_aud])
+        lean = cond.lean and inplace
+        if lean and cond.audio.shape[0] == 1:
+            hs = self._folded_audio(hs, _relu(ha, True), cond.audio, s1[:, n_in : n_in + n_aud])
         else:
             att = F.linear(_relu(ha, inplace), self.audio_att[2].weight)  # [N, A] audio channels that move this point
             audio_w = cond.audio.to(att.dtype).index_select(0, frame)
@@ -157,36 +157,18 @@ class HeadField(nn.Module):
             hs = _addmm(hs, eye, s1[:, n_in + n_aud :].t(), inplace)
         out = self.sigma_net.run_from(_relu(hs, inplace), 2)
         geometry = {"sigma": trunc_exp(out[:, 0]), "geo": out[:, 1:]}
-        if att is not None:
+        if not lean:
             geometry["ambient_aud"] = att.norm(dim=-1)  # L1 target outside the face
             geometry["ambient_eye"] = eye_att[:, 0]
         return geometry
 
-    def _folded_audio(self, hs: Tensor, att_hidden: Tensor, audio: Tensor, frame: Tensor, w_audio: Tensor) -> Tensor:
-        """hs + (audio[frame] * att) @ w_audio.T with att = att_hidden @ W2.T, computed as
-        att_hidden @ M_f, M_f = W2.T diag(audio_f) w_audio.T: one GEMM per frame instead of
-        two, and no per-sample copy of the audio code. Samples are grouped by frame (they
-        arrive sorted when rays are frame-major; otherwise they are sorted here)."""
+    def _folded_audio(self, hs: Tensor, att_hidden: Tensor, audio: Tensor, w_audio: Tensor) -> Tensor:
+        """hs + (audio * att) @ w_audio.T for one frame's code, att = att_hidden @ W2.T,
+        computed as att_hidden @ M with M = W2.T diag(audio) w_audio.T: one GEMM instead of
+        two, and no per-sample copy of the code."""
         w2 = self.audio_att[2].weight  # [A, att_hidden]
-        folded = torch.einsum("ak,fa,ha->fkh", w2, audio.to(w2.dtype), w_audio)  # [F, att_hidden, hidden]
-        if folded.shape[0] == 1:
-            return _addmm(hs, att_hidden, folded[0], True)
-        order = None
-        if hs.shape[0] > 1 and not bool((frame[1:] >= frame[:-1]).all()):
-            order = torch.argsort(frame, stable=True)
-            frame, att_hidden = frame[order], att_hidden[order]
-            part = hs[order]
-        else:
-            part = hs
-        counts = torch.bincount(frame, minlength=folded.shape[0]).tolist()
-        start = 0
-        for f, c in enumerate(counts):
-            if c:
-                _addmm(part[start : start + c], att_hidden[start : start + c], folded[f], True)
-                start += c
-        if order is not None:
-            hs[order] = part
-        return hs
+        folded = (w2.t() * audio.reshape(1, -1).to(w2.dtype)) @ w_audio.t()  # [att_hidden, hidden]
+        return _addmm(hs, att_hidden, folded, True)
 
     def density(self, x: Tensor, cond: HeadCond, frame: Tensor) -> Tensor:
         return self._geometry(x, cond, frame)["sigma"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from services.common.subject_store import LocalSubjectStore
-from services.renderer.fast import CachedFrame, FastPathConfig, FastRenderer, PoseCache, fitted_occupancy
+from services.renderer.fast import BlockedField, CachedFrame, FastPathConfig, FastRenderer, PoseCache, fitted_occupancy
 from services.renderer.head_field import HeadCond, HeadField, HeadFieldConfig
 from services.renderer.service import SubjectRenderer
 
@@ -179,3 +179,33 @@ def test_lean_head_condition_folds_the_audio_term_exactly():
             torch.testing.assert_close(b["sigma"], a["sigma"], rtol=1e-4, atol=1e-5)
             torch.testing.assert_close(b["rgb"], a["rgb"], rtol=1e-4, atol=1e-5)
     assert "ambient_aud" in head(x, d, lean, frame)  # with autograd on, the training outputs stay
+
+
+def test_blocked_field_gives_the_same_samples_through_a_few_gemm_shapes():
+    head = HeadField(HeadFieldConfig(num_levels=4, base_resolution=16, desired_resolution=64, log2_hashmap_size=10,
+                                     audio_dim=8))
+    seen: set[int] = set()
+
+    class Counting:
+        def __call__(self, x, d, cond, frame):
+            seen.add(x.shape[0])
+            return head(x, d, cond, frame)
+
+        def density(self, x, cond, frame):
+            seen.add(x.shape[0])
+            return head.density(x, cond, frame)
+
+    blocked = BlockedField(Counting(), 64)
+    gen = torch.Generator().manual_seed(0)
+    cond = HeadCond(torch.randn(2, 8, generator=gen), torch.rand(2, generator=gen), lean=True)
+    for n in (0, 1, 9, 64, 65, 200):
+        x = torch.rand(n, 3, generator=gen) * 2 - 1
+        d = F.normalize(torch.randn(n, 3, generator=gen), dim=-1)
+        frame = torch.randint(0, 2, (n,), generator=gen)
+        with torch.no_grad():
+            want, got = head(x, d, cond, frame), blocked(x, d, cond, frame)
+            assert torch.equal(blocked.density(x, cond, frame), head.density(x, cond, frame))
+        assert set(got) == set(want)
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
+    assert seen - {0} <= set(range(8, 65, 8))  # bounded: oneDNN caches a primitive per shape
