@@ -58,7 +58,7 @@ class FastPathConfig:
     change_tau: float = 6.0 / 255  # cached pose: a lattice ray counts as changed above this
     head_margin: int = 2  # cached pose: lattice cells around the head that a new code may reach
     cache_bytes: int = 64 << 20  # bound of the pose cache
-    field_block: int = 8192  # head samples per field call; a last, smaller one is padded to 1/8ths of it
+    field_block: int = 8192  # head samples per field call (a last, smaller one is padded to 1/8ths)
     autocast: str | None = "auto"  # "auto": bfloat16 where the CPU has it natively
 
     def __post_init__(self) -> None:
@@ -144,10 +144,10 @@ def _upsample(g: Tensor) -> Tensor:
 
 class BlockedField:
     """A radiance field evaluated `block` samples at a time, the last call padded to a
-    multiple of block/8: its GEMMs see at most nine row counts."""
+    multiple of block/8 (at most 1024): its GEMMs see few row counts (nine by default)."""
 
     def __init__(self, field: RadianceField, block: int) -> None:
-        self.field, self.block, self.step = field, block, max(1, block // 8)
+        self.field, self.block, self.step = field, block, max(1, min(block // 8, 1024))
 
     def _blocks(self, fn: Callable[..., Any], x: Tensor, *rest: Any) -> list[tuple[Any, int]]:
         *per_sample, cond, frame = rest
