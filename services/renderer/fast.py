@@ -52,7 +52,7 @@ class FastPathConfig:
     stride: int = 4  # coarse lattice spacing in pixels (a power of two)
     tau: float = 0.12  # subdivide a cell whose corners differ by more than this (colour or opacity)
     dilate_levels: int = 1  # on the first this many levels, subdivide the neighbours of such a cell too
-    occupancy_scale: float = 4.0  # sample only cells denser than this × the training threshold
+    occupancy_scale: float = 2.0  # sample only cells denser than this × the training threshold
     check_psnr: float = 45.0  # ... if a check frame rendered so is within this of the training grid's
     torso_cutoff: float = 0.999  # no torso behind head pixels at least this opaque
     change_tau: float = 6.0 / 255  # cached pose: a lattice ray counts as changed above this

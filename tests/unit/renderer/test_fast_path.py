@@ -147,7 +147,7 @@ def test_pose_cache_is_bounded_in_bytes_and_drops_the_oldest():
 def test_fitted_occupancy_keeps_the_dense_core_and_leaves_the_grid_alone(demo):
     occ = demo.model.occupancy
     before = occ.mask.clone()
-    fitted = fitted_occupancy(occ, 4.0)
+    fitted = fitted_occupancy(occ, FastPathConfig().occupancy_scale)
     assert torch.equal(occ.mask, before)
     assert bool((fitted.mask <= occ.mask).all()) and 0 < fitted.mask.sum() < occ.mask.sum()
     assert torch.equal(fitted_occupancy(occ, 1.0).mask, occ.mask)
