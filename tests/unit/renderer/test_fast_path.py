@@ -160,24 +160,19 @@ def test_fitted_occupancy_keeps_the_dense_core_and_leaves_the_grid_alone(demo):
     assert far.occupancy is occ
 
 
-def test_lean_head_condition_folds_the_audio_term_exactly():
+def test_lean_head_condition_leaves_out_the_attention_maps():
     head = HeadField(HeadFieldConfig(num_levels=4, base_resolution=16, desired_resolution=64, log2_hashmap_size=10,
                                      audio_dim=8, num_latents=2))
     gen = torch.Generator().manual_seed(0)
-    for p in head.parameters():
-        p.data.normal_(0, 0.3, generator=gen)
     x = torch.rand(400, 3, generator=gen) * 2 - 1
     d = F.normalize(torch.randn(400, 3, generator=gen), dim=-1)
-    for frames in (1, 3):
-        cond = HeadCond(torch.randn(frames, 8, generator=gen), torch.rand(frames, generator=gen))
-        lean = replace(cond, lean=True)
-        for frame in (torch.randint(0, frames, (400,), generator=gen).sort().values,
-                      torch.randint(0, frames, (400,), generator=gen)):
-            with torch.no_grad():
-                a, b = head(x, d, cond, frame), head(x, d, lean, frame)
-            assert set(b) == {"sigma", "rgb"} and "ambient_aud" in a
-            torch.testing.assert_close(b["sigma"], a["sigma"], rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(b["rgb"], a["rgb"], rtol=1e-4, atol=1e-5)
+    cond = HeadCond(torch.randn(3, 8, generator=gen), torch.rand(3, generator=gen))
+    lean = replace(cond, lean=True)
+    frame = torch.randint(0, 3, (400,), generator=gen)
+    with torch.no_grad():
+        a, b = head(x, d, cond, frame), head(x, d, lean, frame)
+    assert set(b) == {"sigma", "rgb"} and {"ambient_aud", "ambient_eye"} <= set(a)
+    assert torch.equal(a["sigma"], b["sigma"]) and torch.equal(a["rgb"], b["rgb"])
     assert "ambient_aud" in head(x, d, lean, frame)  # with autograd on, the training outputs stay
 
 
