@@ -50,7 +50,7 @@ from services.renderer.volume import RenderConfig, render_rays
 @dataclass(frozen=True)
 class FastPathConfig:
     stride: int = 4  # coarse lattice spacing in pixels (a power of two)
-    tau: float = 0.12  # subdivide a cell whose corners differ by more than this (colour or opacity)
+    tau: float = 0.16  # subdivide a cell whose corners differ by more than this (colour or opacity)
     dilate_levels: int = 1  # on the first this many levels, subdivide the neighbours of such a cell too
     occupancy_scale: float = 2.0  # sample only cells denser than this × the training threshold
     check_psnr: float = 45.0  # ... if a check frame rendered so is within this of the training grid's
