@@ -204,3 +204,24 @@ def test_blocked_field_gives_the_same_samples_through_a_few_gemm_shapes():
         for k in want:
             torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
     assert seen - {0} <= set(range(8, 65, 8))  # bounded: oneDNN caches a primitive per shape
+
+
+def test_frames_split_across_intra_op_threads_are_the_same_frames(demo):
+    intr, bg = _small(demo, 96)
+    poses, blinks = demo.conditions(5, seed=4, start=700)
+    c2w, cond = torch.as_tensor(poses), HeadCond(_codes(5, 13), torch.as_tensor(blinks))
+    fast = FastRenderer(demo.model, intr, bg)
+    keys = [p.tobytes() for p in poses[:3]] * 2
+    one = _u8(fast.render(c2w, cond))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        two = _u8(fast.render(c2w, cond))
+        fast.render(c2w[[0, 1, 2, 0, 1]], cond, keys[:5])  # cold and cached frames in parts, in order
+        warm = _u8(fast.render(c2w[[0, 1, 2, 0, 1]], cond, keys[:5]))
+    finally:
+        torch.set_num_threads(before)
+    assert fast._pool is not None and np.abs(one.astype(int) - two.astype(int)).max() <= 1
+    with torch.no_grad():
+        full = _u8(demo.model.render_frames(c2w[[0, 1, 2, 0, 1]], intr, cond, background=bg)["image"])
+    assert min(_psnr(a, b) for a, b in zip(full, warm)) >= 38
