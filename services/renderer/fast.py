@@ -17,6 +17,9 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
   in bfloat16 where the CPU has native bfloat16 dot products (in blocks of a few fixed sizes:
   oneDNN keeps one cached primitive of a few MB per GEMM shape), and the torso is evaluated
   only where the head lets it show.
+- **Frames in parallel.** A batch's frames are split into one part per intra-op thread of
+  the caller, each rendered on a thread of its own with one intra-op thread: the parts do
+  not wait on each other, as OpenMP threads inside each of the many small ops do.
 - **Cached poses.** A pose rendered before (a still pose, a replayed track) starts from its
   cached frame: the audio code changes only the mouth and jaw, the blink only the eyes, so
   the head's lattice is cast with the new code, and only the cells whose rays changed (and
