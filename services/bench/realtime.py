@@ -1,7 +1,7 @@
 """Real-time rendering benchmark: the fast render path against the full render on a trained subject.
 
-`run()` is what `talking-head bench --stage realtime --json PATH` calls. The bundled demo
-subject says a 4-6 s sentence (Piper TTS, the subject's own audio encoder), its pose track
+`run()` is what `OMP_NUM_THREADS=2 talking-head bench --stage realtime --json PATH` calls. The
+bundled demo subject says a 4-6 s sentence (Piper TTS, its own audio encoder), its pose track
 replayed as `say` replays it, and every frame is rendered twice: through the full render
 (`exact=True`, every ray) and through the fast path (the default), batch by batch in turns,
 so both see the same machine load. Reported: frames per second of each and their ratio
@@ -81,8 +81,10 @@ def compare(renderer: Any, codes: np.ndarray, poses: np.ndarray, blinks: np.ndar
     }
 
 
-def run(json_path: str | None = None, quick: bool = False, threads: int = 2, subject: str = "demo") -> dict[str, Any]:
-    """Run the benchmark on `threads` intra-op threads; write JSON to `json_path` when given."""
+def run(json_path: str | None = None, quick: bool = False, threads: int | None = None,
+        subject: str = "demo") -> dict[str, Any]:
+    """Run the benchmark on `threads` intra-op threads (default: this process's, i.e.
+    $OMP_NUM_THREADS); write JSON to `json_path` when given."""
     import json
 
     from services.common.audio import pad_to_frames, to_analysis_rate
@@ -104,6 +106,7 @@ def run(json_path: str | None = None, quick: bool = False, threads: int = 2, sub
         codes = codes[:8]
     n = len(codes)
     poses, blinks = renderer.conditions(n, seed=0, start=0)
+    threads = threads or torch.get_num_threads()
     load_before = os.getloadavg()
     with _threads(threads), torch.inference_mode():
         other, _ = renderer.conditions(2, seed=0, start=len(renderer.pose_track) // 2)  # poses not measured below

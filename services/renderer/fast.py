@@ -17,6 +17,9 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
   in bfloat16 where the CPU has native bfloat16 dot products (in blocks of a few fixed sizes:
   oneDNN keeps one cached primitive of a few MB per GEMM shape), and the torso is evaluated
   only where the head lets it show.
+- **Frames in parallel.** A batch's frames are split into one part per intra-op thread of
+  the caller, each rendered on a thread of its own with one intra-op thread: the parts do
+  not wait on each other, as OpenMP threads inside each of the many small ops do.
 - **Cached poses.** A pose rendered before (a still pose, a replayed track) starts from its
   cached frame: the audio code changes only the mouth and jaw, the blink only the eyes, so
   the head's lattice is cast with the new code, and only the cells whose rays changed (and
@@ -31,6 +34,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,15 +54,15 @@ from services.renderer.volume import RenderConfig, render_rays
 @dataclass(frozen=True)
 class FastPathConfig:
     stride: int = 4  # coarse lattice spacing in pixels (a power of two)
-    tau: float = 0.12  # subdivide a cell whose corners differ by more than this (colour or opacity)
+    tau: float = 0.16  # subdivide a cell whose corners differ by more than this (colour or opacity)
     dilate_levels: int = 1  # on the first this many levels, subdivide the neighbours of such a cell too
-    occupancy_scale: float = 4.0  # sample only cells denser than this × the training threshold
+    occupancy_scale: float = 2.0  # sample only cells denser than this × the training threshold
     check_psnr: float = 45.0  # ... if a check frame rendered so is within this of the training grid's
     torso_cutoff: float = 0.999  # no torso behind head pixels at least this opaque
     change_tau: float = 6.0 / 255  # cached pose: a lattice ray counts as changed above this
     head_margin: int = 2  # cached pose: lattice cells around the head that a new code may reach
     cache_bytes: int = 64 << 20  # bound of the pose cache
-    field_block: int = 8192  # head samples per field call; a last, smaller one is padded to 1/8ths of it
+    field_block: int = 8192  # head samples per field call (a last, smaller one is padded to 1/8ths)
     autocast: str | None = "auto"  # "auto": bfloat16 where the CPU has it natively
 
     def __post_init__(self) -> None:
@@ -144,10 +148,10 @@ def _upsample(g: Tensor) -> Tensor:
 
 class BlockedField:
     """A radiance field evaluated `block` samples at a time, the last call padded to a
-    multiple of block/8: its GEMMs see at most nine row counts."""
+    multiple of block/8 (at most 1024): its GEMMs see few row counts (nine by default)."""
 
     def __init__(self, field: RadianceField, block: int) -> None:
-        self.field, self.block, self.step = field, block, max(1, block // 8)
+        self.field, self.block, self.step = field, block, max(1, min(block // 8, 1024))
 
     def _blocks(self, fn: Callable[..., Any], x: Tensor, *rest: Any) -> list[tuple[Any, int]]:
         *per_sample, cond, frame = rest
@@ -245,6 +249,8 @@ class FastRenderer:
         self.cells = (math.ceil((intr.height - 1) / s), math.ceil((intr.width - 1) / s))  # level-0 cells
         self.levels = int(math.log2(s)) + 1
         self.rays = 0  # rays cast so far (the full render casts H * W per frame)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @torch.no_grad()
     def _fit_occupancy(self, pose: Tensor, size: int = 48) -> OccupancyGrid:
@@ -366,30 +372,52 @@ class FastRenderer:
     def _over_background(self, fg: Tensor, background: Tensor | None = None) -> Tensor:
         return fg[..., :3] + (1 - fg[..., 3:4]) * (self.background if background is None else background)
 
+    def _split(self, fn: Callable[..., Any], frames: list[int], *args: Any) -> list[tuple[list[int], Any]]:
+        """(part, fn(part, *args)) for the frames in as many parts as the caller has intra-op
+        threads, each part on one thread of its own: the lattice's many small ops scale
+        better across frames than inside each op."""
+        if not frames:
+            return []
+        parts = min(len(frames), torch.get_num_threads()) if self.background.device.type == "cpu" else 1
+        if parts <= 1:
+            return [(frames, fn(frames, *args))]
+        with self._pool_lock:
+            if self._pool is None or self._pool._max_workers < parts:
+                self._pool = ThreadPoolExecutor(parts, "fast-render", initializer=torch.set_num_threads, initargs=(1,))
+        step = -(-len(frames) // parts)
+        groups = [frames[s : s + step] for s in range(0, len(frames), step)]
+        futures = [self._pool.submit(torch.no_grad()(fn), g, *args) for g in groups]
+        return [(g, f.result()) for g, f in zip(groups, futures)]
+
     @torch.no_grad()
     def render(self, c2w: Tensor, cond: HeadCond, keys: list[bytes] | None = None) -> Tensor:
         """Frames [F, H, W, 3] in [0, 1] for poses c2w [F, 4, 4] (renderer space) and the
         conditions of F frames. `keys` (one per frame, equal for equal poses) turn on the
         pose cache."""
         n, dev = c2w.shape[0], c2w.device
-        if keys is None:
-            return self._cold(c2w, cond, torch.arange(n, device=dev))[0]
         out = torch.empty(n, self.intr.height, self.intr.width, 3, device=dev)
+
+        def cold(frames: list[int]) -> tuple[Tensor, Tensor]:
+            return self._cold(c2w, cond, torch.tensor(frames, device=dev))
+
+        def warm(frames: list[int]) -> Tensor:
+            return self._warm(c2w, cond, torch.tensor(frames, device=dev), [bases[keys[i]] for i in frames])  # type: ignore[index,misc]
+
         bases: dict[bytes, CachedFrame | None] = {}
-        cold: list[int] = []  # the first frame of each pose the cache does not hold
-        for i, key in enumerate(keys):
-            if key not in bases:
-                bases[key] = self.cache.get(key)
-                if bases[key] is None:
-                    cold.append(i)
-        if cold:
-            images, reach = self._cold(c2w, cond, torch.tensor(cold, device=dev))
-            out[cold] = images
-            for j, i in enumerate(cold):
-                bases[keys[i]] = item = CachedFrame((images[j] * 255).round().to(torch.uint8), reach[j])
-                self.cache.put(keys[i], item)
-        first = set(cold)
-        warm = [i for i in range(n) if i not in first]
-        if warm:
-            out[warm] = self._warm(c2w, cond, torch.tensor(warm, device=dev), [bases[keys[i]] for i in warm])  # type: ignore[misc]
+        first = list(range(n))  # the first frame of each pose the cache does not hold
+        if keys is not None:
+            first = []
+            for i, key in enumerate(keys):
+                if key not in bases:
+                    bases[key] = self.cache.get(key)
+                    if bases[key] is None:
+                        first.append(i)
+        for frames, (images, reach) in self._split(cold, first):
+            out[frames] = images
+            for j, i in enumerate(frames if keys is not None else ()):
+                bases[keys[i]] = item = CachedFrame((images[j] * 255).round().to(torch.uint8), reach[j])  # type: ignore[index]
+                self.cache.put(keys[i], item)  # type: ignore[index]
+        rest = [i for i in range(n) if i not in set(first)]
+        for frames, images in self._split(warm, rest):
+            out[frames] = images
         return out

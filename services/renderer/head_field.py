@@ -66,8 +66,8 @@ class HeadCond:
     audio: Tensor  # [F, audio_dim]
     eye: Tensor | None = None  # [F] or [F, 1] blink in [0, 1]
     latent: Tensor | None = None  # [F] long latent-code index (None = 0)
-    #: only density and colour are wanted (no attention maps); without autograd, one frame's
-    #: audio term is then folded into one matrix (see `HeadField._folded_audio`)
+    #: only density and colour are wanted: without autograd the attention maps (training
+    #: targets, composited along every ray like colour) are then left out
     lean: bool = False
 
     @property
@@ -141,34 +141,21 @@ class HeadField(nn.Module):
         a1, e1, s1 = self.audio_att[0].weight, self.eye_att[0].weight, self.sigma_net[0].weight
         h = F.linear(enc_x, torch.cat([a1, e1, s1[:, :n_in]], dim=0))
         ha, he, hs = h.split([a1.shape[0], e1.shape[0], s1.shape[0]], dim=1)
-        n_aud = cond.audio.shape[1]
-        lean = cond.lean and inplace
-        if lean and cond.audio.shape[0] == 1:
-            hs = self._folded_audio(hs, _relu(ha, True), cond.audio, s1[:, n_in : n_in + n_aud])
-        else:
-            att = F.linear(_relu(ha, inplace), self.audio_att[2].weight)  # [N, A] audio channels that move this point
-            audio_w = cond.audio.to(att.dtype).index_select(0, frame)
-            audio_w = audio_w.mul_(att) if inplace else audio_w * att
-            hs = _addmm(hs, audio_w, s1[:, n_in : n_in + n_aud].t(), inplace)
+        att = F.linear(_relu(ha, inplace), self.audio_att[2].weight)  # [N, A] audio channels that move this point
         eye_att = torch.sigmoid(F.linear(_relu(he, inplace), self.eye_att[2].weight))  # [N, 1]
+        audio_w = cond.audio.to(att.dtype).index_select(0, frame)
+        audio_w = audio_w.mul_(att) if inplace else audio_w * att
+        hs = _addmm(hs, audio_w, s1[:, n_in : n_in + audio_w.shape[1]].t(), inplace)
         if cond.eye is not None:
-            eye = cond.eye.reshape(-1, 1).to(eye_att.dtype).index_select(0, frame)
+            eye = cond.eye.reshape(-1, 1).to(att.dtype).index_select(0, frame)
             eye = eye.mul_(eye_att) if inplace else eye * eye_att
-            hs = _addmm(hs, eye, s1[:, n_in + n_aud :].t(), inplace)
+            hs = _addmm(hs, eye, s1[:, n_in + audio_w.shape[1] :].t(), inplace)
         out = self.sigma_net.run_from(_relu(hs, inplace), 2)
         geometry = {"sigma": trunc_exp(out[:, 0]), "geo": out[:, 1:]}
-        if not lean:
+        if not (cond.lean and inplace):
             geometry["ambient_aud"] = att.norm(dim=-1)  # L1 target outside the face
             geometry["ambient_eye"] = eye_att[:, 0]
         return geometry
-
-    def _folded_audio(self, hs: Tensor, att_hidden: Tensor, audio: Tensor, w_audio: Tensor) -> Tensor:
-        """hs + (audio * att) @ w_audio.T for one frame's code, att = att_hidden @ W2.T,
-        computed as att_hidden @ M with M = W2.T diag(audio) w_audio.T: one GEMM instead of
-        two, and no per-sample copy of the code."""
-        w2 = self.audio_att[2].weight  # [A, att_hidden]
-        folded = (w2.t() * audio.reshape(1, -1).to(w2.dtype)) @ w_audio.t()  # [att_hidden, hidden]
-        return _addmm(hs, att_hidden, folded, True)
 
     def density(self, x: Tensor, cond: HeadCond, frame: Tensor) -> Tensor:
         return self._geometry(x, cond, frame)["sigma"]

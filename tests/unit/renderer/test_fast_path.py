@@ -147,7 +147,7 @@ def test_pose_cache_is_bounded_in_bytes_and_drops_the_oldest():
 def test_fitted_occupancy_keeps_the_dense_core_and_leaves_the_grid_alone(demo):
     occ = demo.model.occupancy
     before = occ.mask.clone()
-    fitted = fitted_occupancy(occ, 4.0)
+    fitted = fitted_occupancy(occ, FastPathConfig().occupancy_scale)
     assert torch.equal(occ.mask, before)
     assert bool((fitted.mask <= occ.mask).all()) and 0 < fitted.mask.sum() < occ.mask.sum()
     assert torch.equal(fitted_occupancy(occ, 1.0).mask, occ.mask)
@@ -160,24 +160,19 @@ def test_fitted_occupancy_keeps_the_dense_core_and_leaves_the_grid_alone(demo):
     assert far.occupancy is occ
 
 
-def test_lean_head_condition_folds_the_audio_term_exactly():
+def test_lean_head_condition_leaves_out_the_attention_maps():
     head = HeadField(HeadFieldConfig(num_levels=4, base_resolution=16, desired_resolution=64, log2_hashmap_size=10,
                                      audio_dim=8, num_latents=2))
     gen = torch.Generator().manual_seed(0)
-    for p in head.parameters():
-        p.data.normal_(0, 0.3, generator=gen)
     x = torch.rand(400, 3, generator=gen) * 2 - 1
     d = F.normalize(torch.randn(400, 3, generator=gen), dim=-1)
-    for frames in (1, 3):
-        cond = HeadCond(torch.randn(frames, 8, generator=gen), torch.rand(frames, generator=gen))
-        lean = replace(cond, lean=True)
-        for frame in (torch.randint(0, frames, (400,), generator=gen).sort().values,
-                      torch.randint(0, frames, (400,), generator=gen)):
-            with torch.no_grad():
-                a, b = head(x, d, cond, frame), head(x, d, lean, frame)
-            assert set(b) == {"sigma", "rgb"} and "ambient_aud" in a
-            torch.testing.assert_close(b["sigma"], a["sigma"], rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(b["rgb"], a["rgb"], rtol=1e-4, atol=1e-5)
+    cond = HeadCond(torch.randn(3, 8, generator=gen), torch.rand(3, generator=gen))
+    lean = replace(cond, lean=True)
+    frame = torch.randint(0, 3, (400,), generator=gen)
+    with torch.no_grad():
+        a, b = head(x, d, cond, frame), head(x, d, lean, frame)
+    assert set(b) == {"sigma", "rgb"} and {"ambient_aud", "ambient_eye"} <= set(a)
+    assert torch.equal(a["sigma"], b["sigma"]) and torch.equal(a["rgb"], b["rgb"])
     assert "ambient_aud" in head(x, d, lean, frame)  # with autograd on, the training outputs stay
 
 
@@ -209,3 +204,24 @@ def test_blocked_field_gives_the_same_samples_through_a_few_gemm_shapes():
         for k in want:
             torch.testing.assert_close(got[k], want[k], rtol=1e-5, atol=1e-6)
     assert seen - {0} <= set(range(8, 65, 8))  # bounded: oneDNN caches a primitive per shape
+
+
+def test_frames_split_across_intra_op_threads_are_the_same_frames(demo):
+    intr, bg = _small(demo, 96)
+    poses, blinks = demo.conditions(5, seed=4, start=700)
+    c2w, cond = torch.as_tensor(poses), HeadCond(_codes(5, 13), torch.as_tensor(blinks))
+    fast = FastRenderer(demo.model, intr, bg)
+    keys = [p.tobytes() for p in poses[:3]] * 2
+    one = _u8(fast.render(c2w, cond))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        two = _u8(fast.render(c2w, cond))
+        fast.render(c2w[[0, 1, 2, 0, 1]], cond, keys[:5])  # cold and cached frames in parts, in order
+        warm = _u8(fast.render(c2w[[0, 1, 2, 0, 1]], cond, keys[:5]))
+    finally:
+        torch.set_num_threads(before)
+    assert fast._pool is not None and np.abs(one.astype(int) - two.astype(int)).max() <= 1
+    with torch.no_grad():
+        full = _u8(demo.model.render_frames(c2w[[0, 1, 2, 0, 1]], intr, cond, background=bg)["image"])
+    assert min(_psnr(a, b) for a, b in zip(full, warm)) >= 38
