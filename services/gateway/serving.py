@@ -95,9 +95,14 @@ def grpc_message_bytes(config: dict[str, Any]) -> int:
 def prepare_local_ray(config: dict[str, Any]) -> None:
     """Environment for a Ray cluster this process starts (call before ray.init: its processes
     inherit it; explicit settings win): patient proxy checks and the gRPC message cap, which
-    Ray 2.60 reads only from $RAY_SERVE_GRPC_MAX_MESSAGE_SIZE."""
+    Ray 2.60 reads only from $RAY_SERVE_GRPC_MAX_MESSAGE_SIZE; and every port but the Serve
+    proxies' on loopback (services/gateway/loopback.py)."""
+    from services.gateway.loopback import keep_ray_on_loopback
+
     patient_health_checks()
     os.environ.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(grpc_message_bytes(config)))
+    schema = validate(config)
+    keep_ray_on_loopback([schema.http_options.port, schema.grpc_options.port])
 
 
 def start(config: dict[str, Any], wait_s: float = 300.0) -> None:

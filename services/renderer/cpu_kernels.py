@@ -1,14 +1,12 @@
 """C++/OpenMP CPU kernels for the hash grid (and ray marching), built on first use.
 
 The sources are `csrc/*.cpp` next to this file (`grid.cpp`, `march.cpp`), compiled
-together into one shared object and called through ctypes. Why ctypes rather than
+together into one shared object (`services.common.native`: cached outside the repo, rebuilt
+when a source changes) and called through ctypes. Why ctypes rather than
 `torch.utils.cpp_extension`: it needs neither ninja nor the torch headers, so it builds
 in a few seconds with the system g++; it links the libgomp that torch itself loaded
-(same soname), so there is one OpenMP runtime in the process. The shared object goes to
-a cache directory (``$TALKING_HEAD_EXT_DIR`` or ``~/.cache/talking-head/ext``), never
-into the repo, keyed by a hash of the sources, flags, compiler and CPU, so an edited
-source rebuilds and an unchanged one is reused; when the build or the load fails,
-`available()` is False and callers use the plain-PyTorch reference.
+(same soname), so there is one OpenMP runtime in the process. When the build or the load
+fails, `available()` is False and callers use the plain-PyTorch reference.
 
 The arithmetic mirrors `hashgrid.grid_encode_reference` operation by operation in
 float32 (compiled with ``-ffp-contract=off`` so no fused multiply-adds change the
@@ -17,12 +15,8 @@ rounding); only gradient sums are accumulated in a different order.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +24,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from services.common.native import build_shared
 
 if TYPE_CHECKING:
     from services.renderer.hashgrid import GridSpec
@@ -44,44 +40,8 @@ _lib: ctypes.CDLL | None = None
 _failed = False
 
 
-def cache_dir() -> Path:
-    env = os.environ.get("TALKING_HEAD_EXT_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "talking-head" / "ext"
-
-
-def _cpu_signature() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    model = next((ln for ln in text.splitlines() if ln.startswith("model name")), "")
-    return model + flags
-
-
-def _compiler() -> str | None:
-    cxx = os.environ.get("CXX", "g++")
-    return shutil.which(cxx)
-
-
 def _build() -> ctypes.CDLL:
-    cxx = _compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler (g++ or $CXX) on PATH")
-    sources = [_CSRC / name for name in _SOURCES]
-    texts = [f"{src.name}\0{src.read_text()}" for src in sources]
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
-    key = hashlib.sha256("\0".join([*texts, " ".join(_FLAGS), version, _cpu_signature()]).encode()).hexdigest()[:16]
-    target = cache_dir() / f"th_renderer_cpu_{key}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            out = Path(tmp) / target.name
-            cmd = [cxx, *_FLAGS, *map(str, sources), "-o", str(out)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise RuntimeError(f"compiling the CPU kernels failed: {proc.stderr.strip()[-2000:]}")
-            os.replace(out, target)  # atomic: concurrent builders agree on one file
+    target = build_shared("th_renderer_cpu", [_CSRC / name for name in _SOURCES], _FLAGS)
     lib = ctypes.CDLL(str(target))
     p, i32, i64, f32 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_float
     lib.th_grid.argtypes = [i32, i32, i32, p, i64, p, i64, p, p, i64, i32, p, p, p, p, p, p, f32, p, i64, i32]

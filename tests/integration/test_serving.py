@@ -6,6 +6,7 @@ API keys are on for the module."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -233,3 +234,59 @@ def test_metrics_pass_promtool(served, tmp_path):
         assert name in text, name
     check = subprocess.run(["promtool", "check", "metrics"], input=r.content, capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def _listening_sockets_of_descendants() -> list[tuple[str, int, int]]:
+    """(address, port, pid) of every TCP listening socket held by a process started from this
+    one (Ray's GCS, raylet, workers, agents, the Serve proxies and replicas), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    me, descendants = os.getpid(), set()
+    for pid in parents:
+        p = pid
+        while p in parents and p not in (0, 1):
+            if parents[p] == me:
+                descendants.add(pid)
+                break
+            p = parents[p]
+    inodes: dict[str, int] = {}
+    for pid in descendants:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes[link[8:-1]] = pid
+        except OSError:
+            continue
+    out = []
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in open(f"/proc/net/{table}").read().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] != "0A" or cols[9] not in inodes:  # 0A: LISTEN
+                continue
+            hexaddr, hexport = cols[1].split(":")
+            raw = bytes.fromhex(hexaddr)
+            # /proc prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            addr = ipaddress.ip_address(raw)
+            out.append((str(addr), int(hexport, 16), inodes[cols[9]]))
+    return out
+
+
+def test_only_the_proxy_ports_listen_beyond_loopback(served):
+    public = {served["config"]["http_options"]["port"], served["config"]["grpc_options"]["port"]}
+    sockets = _listening_sockets_of_descendants()
+    assert len(sockets) > 5  # GCS, raylet, workers, proxies, replicas: the scan sees the cluster
+    exposed = []
+    for addr, port, pid in sockets:
+        ip = ipaddress.ip_address(addr)
+        mapped = getattr(ip, "ipv4_mapped", None)
+        if not (ip.is_loopback or (mapped is not None and mapped.is_loopback)) and port not in public:
+            exposed.append((addr, port, open(f"/proc/{pid}/cmdline").read().replace("\0", " ")[:80]))
+    assert exposed == []

@@ -55,11 +55,17 @@ def test_config_limits_and_webhooks_parse_strictly():
 
 
 def test_prepare_local_ray_sets_the_grpc_cap_unless_set(monkeypatch):
+    import ray._private.ray_constants as constants
+
+    monkeypatch.setattr(constants, "ENABLE_RAY_CLUSTER", constants.ENABLE_RAY_CLUSTER)  # restored after
     config = serving.read_config()
-    for var in ("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", *serving.PATIENT_HEALTH_CHECKS):
+    for var in ("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", *serving.PATIENT_HEALTH_CHECKS,
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "LD_PRELOAD", "TALKING_HEAD_PUBLIC_PORTS"):
         monkeypatch.delenv(var, raising=False)  # and restored afterwards
     serving.prepare_local_ray(config)
     import os
+
+    assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"  # Ray's own ports on loopback
 
     assert int(os.environ["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"]) == serving.grpc_message_bytes(config)
     monkeypatch.setenv("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", "123")
