@@ -5,8 +5,9 @@ name), so clients need no `application` metadata:
 - gRPC (:9000): talkinghead.v1 Avatar (Speak, ListSubjects, GetSubject), the per-stage
   services (Tts, Denoise, Encoder, Renderer — forwarded to their own deployments, which
   scale alone) and grpc.health.v1.Health/Check.
-- HTTP (:8000): POST /v1/videos, GET /v1/videos/{id}[/content], GET /v1/subjects,
-  /healthz, /metrics (and /docs, /redoc, /openapi.json while API keys are off).
+- HTTP (:8000): POST /v1/videos, GET /v1/videos/{id}[/content], POST /v1/streams (the fMP4
+  chunks as a chunked body), GET /v1/subjects, /healthz, /metrics, the web page (GET /), and
+  /docs, /redoc, /openapi.json while API keys are off.
 `Speak` runs the shared `Pipeline` over `RemoteStages` (the deployments) into a fMP4 sink:
 sentence-level pipelining (TTS streams sentence k+1 while sentence k renders), fMP4
 chunks as soon as a frame batch exists, cancellation within one frame batch.
@@ -22,13 +23,13 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from typing import Any  # NB: no `from __future__ import annotations`: FastAPI must see the real `Request`
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from services.common.audio import load_audio, too_long_message
@@ -48,6 +49,7 @@ from services.gateway.retry import call_once_more, stream_once_more
 from services.gateway.sinks import Chunk, FragmentedMp4Sink
 from services.gateway.slots import StreamSlots
 from services.gateway.stages import SubjectInfo
+from services.gateway.web import page_html
 from services.gateway.webhooks import WebhookPolicy, WebhookSender
 from services.protos.talkinghead.v1 import avatar_pb2, common_pb2
 
@@ -350,7 +352,8 @@ class Avatar:
             parts.append(part)
         return b"".join(parts)
 
-    async def _http_speak_request(self, request: Request) -> tuple[CheckedRequest, dict]:
+    async def _http_speak_request(self, request: Request, extra_fields: tuple[str, ...] = JOB_FIELDS
+                                  ) -> tuple[CheckedRequest, dict]:
         raw = await self._read_body(request)
         try:
             body = json.loads(raw, parse_constant=_reject_constant)
@@ -358,10 +361,10 @@ class Avatar:
             raise InvalidInput(f"the body must be JSON: {exc}") from None
         if not isinstance(body, dict):
             raise InvalidInput("the body must be a JSON object")
-        unknown = sorted(set(body) - set(SPEAK_FIELDS) - set(JOB_FIELDS))
+        unknown = sorted(set(body) - set(SPEAK_FIELDS) - set(extra_fields))
         if unknown:
             raise InvalidInput(f"unknown field(s) {', '.join(map(repr, unknown))}: the fields are "
-                               f"{', '.join(SPEAK_FIELDS + JOB_FIELDS)}")
+                               f"{', '.join(SPEAK_FIELDS + extra_fields)}")
         fields = {k: v for k, v in body.items() if k in SPEAK_FIELDS and v is not None}  # null: the default
         if "audio" in fields:
             if not isinstance(fields["audio"], str):
@@ -418,6 +421,45 @@ class Avatar:
             return _error_response(e)
         finally:
             self._count("http", "POST /v1/videos", exc)
+
+    @api.post("/v1/streams")
+    async def create_stream(self, request: Request) -> Response:
+        """The fMP4 chunks of one request as one chunked `video/mp4` body, each sent as soon as
+        it exists (the page plays it with Media Source Extensions). Errors before the first
+        chunk are answered as usual; a failure later ends the body early."""
+        stack = AsyncExitStack()
+        try:
+            self._http_auth(request)
+            req, _ = await self._http_speak_request(request, extra_fields=())
+            await stack.enter_async_context(self._counted(self.slots.take()))
+            chunks = await stack.enter_async_context(aclosing(self._chunks(req, "http-stream")))
+            first = await anext(chunks)
+        except BaseException as e:
+            await stack.aclose()
+            self._count("http", "POST /v1/streams", e)
+            return _error_response(e)
+
+        async def body() -> AsyncIterator[bytes]:
+            exc: BaseException | None = None
+            try:
+                yield first.data
+                async for c in chunks:
+                    yield c.data
+            except BaseException as e:
+                exc = e
+                if not isinstance(e, (GeneratorExit, asyncio.CancelledError)):
+                    report(e, "HTTP stream")
+                raise
+            finally:
+                await stack.aclose()
+                self._count("http", "POST /v1/streams",
+                            Cancelled("the client went away") if isinstance(exc, GeneratorExit) else exc)
+
+        return StreamingResponse(body(), media_type="video/mp4")
+
+    @api.get("/", include_in_schema=False)
+    async def page(self) -> Response:
+        return HTMLResponse(page_html())
 
     @api.get("/v1/videos/{job_id}")
     async def video_status(self, job_id: str, request: Request) -> Response:
