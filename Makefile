@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[test,eval,preprocess]"
+	$(BIN)/python -m pip install -q -e ".[test,eval,preprocess,live]"
 	$(BIN)/python -m pip install -q --no-deps "mediapipe==$(MEDIAPIPE)"  # see pyproject's preprocess extra
 	@touch $(STAMP)
 
