@@ -42,6 +42,7 @@ from services.common.types import AudioClip, Speech
 from services.common.wire import MP4_MIME, audio_from_proto, subject_info
 from services.gateway.auth import ApiKeys, key_hash
 from services.gateway.jobs import JobQueue, JobStore
+from services.gateway.live.session import LiveSessions, check_ice_servers
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.pipeline import Pipeline
 from services.gateway.request import FRAMES_PER_CHUNK_RANGE, CheckedRequest, Limits, SpeakRequest, check_request
@@ -56,6 +57,10 @@ from services.protos.talkinghead.v1 import avatar_pb2, common_pb2
 #: The JSON fields of POST /v1/videos: SpeakRequest's, plus the async-job ones.
 SPEAK_FIELDS = ("text", "audio", "subject", "lang", "voice", "static_pose", "denoise", "frames_per_chunk", "seed")
 JOB_FIELDS = ("async", "webhook")
+#: The JSON fields of POST /v1/sessions/{id}/speak (the session fixes the subject and the pose).
+SESSION_SPEAK_FIELDS = ("text", "audio", "lang", "voice", "denoise", "seed")
+#: The JSON fields of POST /v1/sessions.
+SESSION_FIELDS = ("type", "sdp", "subject")
 #: Frames per second the stage services assume when capping a Render call by max_audio_seconds.
 _STAGE_FPS = 25
 log = logging.getLogger("ray.serve")
@@ -106,6 +111,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _json_object(raw: bytes, fields: tuple[str, ...]) -> dict:
+    """The body as a JSON object with only `fields`, or InvalidInput."""
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body must be JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InvalidInput(f"unknown field(s) {', '.join(map(repr, unknown))}: the fields are {', '.join(fields)}")
+    return body
+
+
 # Docs are routes of the Avatar (below), so they can be off while API keys are on.
 api = FastAPI(title="talking-head", description="Text or audio in, a talking-head mp4 out.",
               docs_url=None, redoc_url=None, openapi_url=None)
@@ -116,7 +135,7 @@ api = FastAPI(title="talking-head", description="Text or audio in, a talking-hea
 class Avatar:
     def __init__(self, tts: Any, denoise: Any, encoder: Any, renderer: Any, redis_url: str | None = None,
                  api_keys: list[str] | None = None, limits: dict | None = None,
-                 webhooks: dict | None = None) -> None:
+                 webhooks: dict | None = None, live: dict | None = None) -> None:
         redis_url = redis_url if redis_url is not None else os.environ.get("TALKING_HEAD_REDIS_URL", "")
         self.tts, self.denoise, self.encoder, self.renderer = tts, denoise, encoder, renderer
         self.limits = Limits.from_dict(limits)
@@ -133,6 +152,8 @@ class Avatar:
                              self.limits.max_queued_jobs)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.limits.max_streams + 2,
                                                            thread_name_prefix="speak")
+        self.live = LiveSessions(self.pipeline, self.limits, self.metrics,
+                                 ice_servers=check_ice_servers((live or {}).get("ice_servers")))
 
     def __del__(self) -> None:
         # Serve calls this when it stops the replica: unfinished jobs are recorded as failed
@@ -352,20 +373,10 @@ class Avatar:
             parts.append(part)
         return b"".join(parts)
 
-    async def _http_speak_request(self, request: Request, extra_fields: tuple[str, ...] = JOB_FIELDS
-                                  ) -> tuple[CheckedRequest, dict]:
-        raw = await self._read_body(request)
-        try:
-            body = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"the body must be JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise InvalidInput("the body must be a JSON object")
-        unknown = sorted(set(body) - set(SPEAK_FIELDS) - set(extra_fields))
-        if unknown:
-            raise InvalidInput(f"unknown field(s) {', '.join(map(repr, unknown))}: the fields are "
-                               f"{', '.join(SPEAK_FIELDS + extra_fields)}")
-        fields = {k: v for k, v in body.items() if k in SPEAK_FIELDS and v is not None}  # null: the default
+    async def _http_speak_request(self, request: Request, extra_fields: tuple[str, ...] = JOB_FIELDS,
+                                  speak_fields: tuple[str, ...] = SPEAK_FIELDS) -> tuple[CheckedRequest, dict]:
+        body = _json_object(await self._read_body(request), speak_fields + extra_fields)
+        fields = {k: v for k, v in body.items() if k in speak_fields and v is not None}  # null: the default
         if "audio" in fields:
             if not isinstance(fields["audio"], str):
                 raise InvalidInput("audio must be a base64-encoded audio file (a string)")
@@ -457,6 +468,78 @@ class Avatar:
 
         return StreamingResponse(body(), media_type="video/mp4")
 
+    # ---- live sessions (WebRTC): services/gateway/live ------------------------------------------
+    @api.post("/v1/sessions")
+    async def create_session(self, request: Request) -> Response:
+        """An SDP offer in, the answer and a session id out. JSON `{"type": "offer", "sdp",
+        "subject"}` → 201 `{"id", "type": "answer", "sdp", "url"}`; or WHIP-style, the offer
+        as the body (`Content-Type: application/sdp`, subject in `?subject=`) → 201 with the
+        answer as the body and the session's URL in `Location`."""
+        exc: BaseException | None = None
+        try:
+            owner = self._http_auth(request)
+            raw = await self._read_body(request)
+            whip = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/sdp"
+            if whip:
+                offer, subject = raw.decode("utf-8", "replace"), request.query_params.get("subject", "demo")
+            else:
+                body = _json_object(raw, SESSION_FIELDS)
+                if body.get("type", "offer") != "offer":
+                    raise InvalidInput('type must be "offer"')
+                offer, subject = body.get("sdp"), body.get("subject") or "demo"
+            sid, answer = await self.live.create(offer, subject, owner)
+            url = f"/v1/sessions/{sid}"
+            if whip:
+                return Response(answer, status_code=201, media_type="application/sdp", headers={"Location": url})
+            return JSONResponse({"id": sid, "type": "answer", "sdp": answer, "url": url}, status_code=201,
+                                headers={"Location": url})
+        except BaseException as e:
+            exc = e
+            return _error_response(e)
+        finally:
+            self._count("http", "POST /v1/sessions", exc)
+
+    @api.post("/v1/sessions/{session_id}/speak")
+    async def session_speak(self, session_id: str, request: Request) -> Response:
+        """Queue speech (`{"text"}` or `{"audio": base64}`, with lang, voice, denoise, seed) → 202."""
+        exc: BaseException | None = None
+        try:
+            owner = self._http_auth(request)
+            self.live.get(session_id, owner)
+            req, _ = await self._http_speak_request(request, extra_fields=(), speak_fields=SESSION_SPEAK_FIELDS)
+            return JSONResponse(self.live.speak(session_id, req, owner), status_code=202)
+        except BaseException as e:
+            exc = e
+            return _error_response(e)
+        finally:
+            self._count("http", "POST /v1/sessions/{id}/speak", exc)
+
+    @api.post("/v1/sessions/{session_id}/interrupt")
+    async def session_interrupt(self, session_id: str, request: Request) -> Response:
+        """Barge-in: stop the current utterance, drop the queued ones; the next frame is idle."""
+        try:
+            owner = self._http_auth(request)
+            return JSONResponse(self.live.get(session_id, owner).interrupt())
+        except BaseException as e:
+            return _error_response(e)
+
+    @api.get("/v1/sessions/{session_id}")
+    async def session_status(self, session_id: str, request: Request) -> Response:
+        try:
+            owner = self._http_auth(request)
+            return JSONResponse(self.live.get(session_id, owner).info())
+        except BaseException as e:
+            return _error_response(e)
+
+    @api.delete("/v1/sessions/{session_id}")
+    async def delete_session(self, session_id: str, request: Request) -> Response:
+        try:
+            owner = self._http_auth(request)
+            await self.live.end(session_id, owner)
+            return Response(status_code=204)
+        except BaseException as e:
+            return _error_response(e)
+
     @api.get("/", include_in_schema=False)
     async def page(self) -> Response:
         return HTMLResponse(page_html())
@@ -521,10 +604,12 @@ def build_app(args: dict | None = None) -> Any:
     """Serve config `import_path: services.gateway.app:build_app`; `args` (all optional):
     redis_url (default $TALKING_HEAD_REDIS_URL), api_keys (default $TALKING_HEAD_API_KEYS,
     comma-separated), limits (`Limits`: max_text_chars, max_audio_seconds, max_streams,
-    max_request_seconds, frames_per_chunk, max_body_bytes, max_queued_jobs, job_ttl_seconds),
+    max_request_seconds, frames_per_chunk, max_body_bytes, max_queued_jobs, job_ttl_seconds,
+    max_sessions, session_idle_seconds, max_session_seconds),
     webhooks (`WebhookPolicy`: allow_hosts, allow_http, secret (default
     $TALKING_HEAD_WEBHOOK_SECRET), timeout_s, retries, backoff_s, workers, max_pending),
-    device (renderer: cuda|cpu, default auto)."""
+    live (`ice_servers`: STUN/TURN servers for the sessions' peers, `[{urls, username,
+    credential}]`), device (renderer: cuda|cpu, default auto)."""
     from services.denoise.deployment import DenoiseDeployment
     from services.encoder.deployment import EncoderDeployment
     from services.renderer.deployment import RendererDeployment
@@ -536,6 +621,12 @@ def build_app(args: dict | None = None) -> Any:
     webhooks = dict(args.get("webhooks") or {})
     frames_per_batch = Limits.from_dict(limits).frames_per_chunk  # a bad config fails here, before deploying
     WebhookPolicy.from_dict(webhooks)
+    live = dict(args.get("live") or {})
+    unknown = sorted(set(live) - {"ice_servers"})
+    if unknown:
+        raise InvalidInput(f"unknown live setting(s) {', '.join(unknown)}: the settings are ice_servers")
+    check_ice_servers(live.get("ice_servers"))
     return Avatar.bind(TtsDeployment.bind(), DenoiseDeployment.bind(), EncoderDeployment.bind(redis_url),
                        RendererDeployment.bind(redis_url, args.get("device"), frames_per_batch),
-                       redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits, webhooks=webhooks)
+                       redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits, webhooks=webhooks,
+                       live=live)

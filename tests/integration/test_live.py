@@ -47,3 +47,158 @@ def test_stream_sends_fmp4_chunks_that_form_one_mp4(served):
     assert r.status_code == 404 and "nobody" in r.json()["error"]
     r = requests.post(f"{url}/v1/streams", json={"text": "hi", "async": True}, headers=HDR, timeout=10)
     assert r.status_code == 400 and "async" in r.json()["error"]
+
+
+SERVE_APP_ARGS = {"limits": {"max_sessions": 1}}
+
+
+async def _offer(pc) -> str:
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc.localDescription.sdp
+
+
+def test_sessions_over_http_stream_frames_and_answer_clear_codes(served):
+    import asyncio
+
+    pytest.importorskip("aiortc")
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    url = served["http"]
+
+    def post(path, **kw):
+        return requests.post(f"{url}{path}", headers={**HDR, **kw.pop("headers", {})}, timeout=60, **kw)
+
+    async def main():
+        pc, other = RTCPeerConnection(), RTCPeerConnection()
+        frames = {"video": 0, "audio": 0}
+
+        @pc.on("track")
+        def _track(track):
+            async def read():
+                while True:
+                    try:
+                        await track.recv()
+                    except Exception:  # noqa: BLE001 - the track ended
+                        return
+                    frames[track.kind] += 1
+            asyncio.ensure_future(read())
+
+        try:
+            offer = await _offer(pc)
+            r = await asyncio.to_thread(requests.post, f"{url}/v1/sessions", json={"sdp": offer}, timeout=30)
+            assert r.status_code == 401
+            r = await asyncio.to_thread(post, "/v1/sessions", json={"type": "offer", "sdp": "v=0 nonsense",
+                                                                    "subject": "tiny-a"})
+            assert r.status_code == 400 and "SDP" in r.json()["error"]
+            r = await asyncio.to_thread(post, "/v1/sessions", json={"sdp": offer, "subject": "nobody"})
+            assert r.status_code == 404
+            # WHIP-style: the offer as the body, the answer back with the session's URL
+            r = await asyncio.to_thread(post, "/v1/sessions?subject=tiny-a", data=offer.encode(),
+                                        headers={"Content-Type": "application/sdp"})
+            assert r.status_code == 201, r.text
+            assert r.headers["content-type"].startswith("application/sdp") and r.text.startswith("v=0")
+            session = r.headers["location"]
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+            # over the limit of one session per replica: 429 with Retry-After
+            r = await asyncio.to_thread(post, "/v1/sessions", json={"sdp": await _offer(other), "subject": "tiny-a"})
+            assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+            deadline = asyncio.get_running_loop().time() + 60
+            while frames["video"] < 10 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+            assert frames["video"] >= 10 and frames["audio"] >= 10  # the idle loop, before any speech
+            r = await asyncio.to_thread(post, f"{session}/speak", json={"text": TEXT, "lang": "en"})
+            assert r.status_code == 202 and r.json()["utterance"] == 0
+            r = await asyncio.to_thread(post, f"{session}/speak", json={"text": TEXT, "subject": "tiny-b"})
+            assert r.status_code == 400  # the session fixes the subject
+            await asyncio.sleep(1.0)
+            r = await asyncio.to_thread(post, f"{session}/interrupt")
+            assert r.status_code == 200 and 0 in r.json()["interrupted"]
+            info = (await asyncio.to_thread(requests.get, f"{url}{session}", headers=HDR, timeout=10)).json()
+            assert info["subject"] == "tiny-a" and info["video_frames"] >= 10
+            r = await asyncio.to_thread(requests.delete, f"{url}{session}", headers=HDR, timeout=10)
+            assert r.status_code == 204
+            r = await asyncio.to_thread(post, f"{session}/speak", json={"text": "Hi."})
+            assert r.status_code == 404  # speak after delete
+            r = await asyncio.to_thread(post, "/v1/sessions/" + "0" * 32 + "/interrupt")
+            assert r.status_code == 404
+            r = await asyncio.to_thread(post, "/v1/sessions/nope/interrupt")
+            assert r.status_code == 400
+        finally:
+            await pc.close()
+            await other.close()
+        metrics = (await asyncio.to_thread(requests.get, f"{url}/metrics", timeout=10)).text
+        assert "talking_head_live_sessions 0.0" in metrics
+        assert 'talking_head_live_sessions_ended_total{reason="deleted"} 1.0' in metrics
+
+    asyncio.run(asyncio.wait_for(main(), 240))
+
+
+def _chromium() -> str:
+    import shutil
+
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the test extra)")
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed: `make chromium` (as root) installs it")
+    return path
+
+
+def test_page_plays_in_a_real_browser_clip_and_live(served, tmp_path):
+    """Headless chromium on the page: clip mode plays the fMP4 stream (the video element's time
+    advances, frames decode, the screenshot shows the demo face); live mode receives WebRTC
+    frames and audio (getStats). The screenshot goes to $TALKING_HEAD_SCREENSHOT when set."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    url = served["http"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--autoplay-policy=no-user-gesture-required", "--disable-features=WebRtcHideLocalIpsWithMdns"])
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 900})
+            page.goto(url + "/")
+            page.fill("#key", KEY)
+            page.click("#key-apply")
+            page.wait_for_function("document.querySelectorAll('#subject option').length >= 3", timeout=30_000)
+            options = page.eval_on_selector_all("#subject option", "os => os.map(o => o.value)")
+            assert {"demo", "tiny-a"} <= set(options)
+
+            # clip mode: the demo subject, played through Media Source Extensions as it streams
+            page.select_option("#subject", "demo")
+            page.fill("#text", "Hello! Thanks for calling, how can I help you today?")
+            page.click("#speak")
+            page.wait_for_function("document.getElementById('video').currentTime > 0.8", timeout=180_000)
+            t1 = page.evaluate("document.getElementById('video').currentTime")
+            page.wait_for_timeout(400)
+            t2 = page.evaluate("document.getElementById('video').currentTime")
+            quality = page.evaluate("document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames")
+            assert t2 > t1 and quality > 10, (t1, t2, quality)
+            shot = page.locator("#video").screenshot()
+            img = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(np.float32)
+            assert img.std() > 20 and img.mean() > 30, (img.mean(), img.std())  # a picture, not a black box
+            target = os.environ.get("TALKING_HEAD_SCREENSHOT") or str(tmp_path / "live-page.png")
+            page.screenshot(path=target, full_page=True)
+
+            # live mode: a WebRTC session on the tiny subject, then speech on it
+            page.check("input[name=mode][value=live]")
+            page.select_option("#subject", "tiny-a")
+            page.click("#live-start")
+            page.wait_for_function("""async () => { const s = await window.liveStats();
+                                      return s && s.framesDecoded > 0 && s.audioPacketsReceived > 0; }""",
+                                   timeout=60_000, polling=250)
+            page.click("#speak")
+            page.wait_for_function("window.pageState.events.some(e => e.state === 'speaking')", timeout=60_000)
+            stats = page.evaluate("window.liveStats()")
+            assert stats["framesDecoded"] > 10 and stats["audioPacketsReceived"] > 10, stats
+            page.click("#live-stop")
+            page.wait_for_function("window.pageState.session === null", timeout=10_000)
+        finally:
+            browser.close()
+    metrics = requests.get(f"{url}/metrics", timeout=10).text
+    assert "talking_head_live_sessions 0.0" in metrics

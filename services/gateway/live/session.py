@@ -39,6 +39,22 @@ IDLE_FIRST_FRAMES_S = 120.0
 STATS_EVERY_S = 1.0
 
 
+def check_ice_servers(servers: Any) -> list[dict] | None:
+    """The `args.live.ice_servers` setting (STUN/TURN for the peers): a list of
+    {urls: str | [str], username?, credential?}; InvalidInput otherwise."""
+    if servers is None:
+        return None
+    if not isinstance(servers, list):
+        raise InvalidInput("live.ice_servers must be a list of {urls, username, credential}")
+    for s in servers:
+        urls = s.get("urls") if isinstance(s, dict) else None
+        ok = isinstance(urls, str) or (isinstance(urls, list) and urls and all(isinstance(u, str) for u in urls))
+        if not ok or set(s) - {"urls", "username", "credential"} or \
+                any(not isinstance(s.get(k, ""), str) for k in ("username", "credential")):
+            raise InvalidInput(f"live.ice_servers: bad entry {s!r} (keys: urls, username, credential)")
+    return servers
+
+
 class Session:
     def __init__(self, sid: str, owner: str, subject: SubjectInfo, idle: IdleLoop, manager: "LiveSessions") -> None:
         from services.gateway.live.peer import MediaStats, Peer
