@@ -6,6 +6,7 @@ Serve starts once for the module (the `served` fixture in conftest.py); API keys
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -173,12 +174,12 @@ def test_page_plays_in_a_real_browser_clip_and_live(served, tmp_path):
             page.select_option("#subject", "demo")
             page.fill("#text", "Hello! Thanks for calling, how can I help you today?")
             page.click("#speak")
-            page.wait_for_function("document.getElementById('video').currentTime > 0.8", timeout=180_000)
+            page.wait_for_function("document.getElementById('video').currentTime > 0.5", timeout=180_000)
             t1 = page.evaluate("document.getElementById('video').currentTime")
-            page.wait_for_timeout(400)
-            t2 = page.evaluate("document.getElementById('video').currentTime")
+            # the stream may arrive slower than real time (CPU): playback waits, then goes on
+            page.wait_for_function(f"document.getElementById('video').currentTime > {t1} + 0.3", timeout=120_000)
             quality = page.evaluate("document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames")
-            assert t2 > t1 and quality > 10, (t1, t2, quality)
+            assert quality > 10, quality
             shot = page.locator("#video").screenshot()
             img = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB")).astype(np.float32)
             assert img.std() > 20 and img.mean() > 30, (img.mean(), img.std())  # a picture, not a black box
@@ -189,13 +190,22 @@ def test_page_plays_in_a_real_browser_clip_and_live(served, tmp_path):
             page.check("input[name=mode][value=live]")
             page.select_option("#subject", "tiny-a")
             page.click("#live-start")
-            page.wait_for_function("""async () => { const s = await window.liveStats();
-                                      return s && s.framesDecoded > 0 && s.audioPacketsReceived > 0; }""",
-                                   timeout=60_000, polling=250)
+
+            def live_stats(enough: int, timeout_s: float = 60.0) -> dict:
+                deadline = time.monotonic() + timeout_s
+                while True:
+                    stats = page.evaluate("window.liveStats()") or {}  # getStats, awaited
+                    if min(stats.get("framesDecoded", 0), stats.get("audioPacketsReceived", 0)) >= enough \
+                            or time.monotonic() > deadline:
+                        return stats
+                    page.wait_for_timeout(250)
+
+            stats = live_stats(1)
+            assert stats.get("framesDecoded", 0) > 0 and stats.get("audioPacketsReceived", 0) > 0, stats
             page.click("#speak")
             page.wait_for_function("window.pageState.events.some(e => e.state === 'speaking')", timeout=60_000)
-            stats = page.evaluate("window.liveStats()")
-            assert stats["framesDecoded"] > 10 and stats["audioPacketsReceived"] > 10, stats
+            stats = live_stats(25)
+            assert stats["framesDecoded"] >= 25 and stats["audioPacketsReceived"] >= 25, stats
             page.click("#live-stop")
             page.wait_for_function("window.pageState.session === null", timeout=10_000)
         finally:

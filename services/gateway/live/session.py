@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import importlib.util
 import logging
 import re
 import secrets
@@ -184,10 +185,10 @@ class LiveSessions:
     async def create(self, offer_sdp: Any, subject_id: Any, owner: str = "") -> tuple[str, str]:
         """(session id, SDP answer) for an offer; InvalidInput for a bad offer or subject,
         ResourceExhausted (retryable) past `max_sessions`."""
-        try:
-            from services.gateway.live import peer
-        except ImportError as exc:
-            raise Unavailable("live sessions need aiortc on the server: pip install 'talking-head[live]'") from exc
+        if importlib.util.find_spec("aiortc") is None:  # the live extra
+            raise Unavailable("live sessions need aiortc on the server: pip install 'talking-head[live]'")
+        from services.gateway.live import peer
+
         if not isinstance(subject_id, str):
             raise InvalidInput("subject must be a string (a subject id)")
         subject_id = check_subject_id(subject_id or "demo")
