@@ -42,7 +42,8 @@ from services.common.types import AudioClip, Speech
 from services.common.wire import MP4_MIME, audio_from_proto, subject_info
 from services.gateway.auth import ApiKeys, key_hash
 from services.gateway.jobs import JobQueue, JobStore
-from services.gateway.live.session import LiveSessions, check_ice_servers
+from services.gateway.live.host import LiveRouter
+from services.gateway.live.session import check_ice_servers
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.pipeline import Pipeline
 from services.gateway.request import FRAMES_PER_CHUNK_RANGE, CheckedRequest, Limits, SpeakRequest, check_request
@@ -152,8 +153,8 @@ class Avatar:
                              self.limits.max_queued_jobs)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.limits.max_streams + 2,
                                                            thread_name_prefix="speak")
-        self.live = LiveSessions(self.pipeline, self.limits, self.metrics,
-                                 ice_servers=check_ice_servers((live or {}).get("ice_servers")))
+        self.live = LiveRouter(serve.get_replica_context().app_name, self.limits,
+                               check_ice_servers((live or {}).get("ice_servers")))
 
     def __del__(self) -> None:
         # Serve calls this when it stops the replica: unfinished jobs are recorded as failed
@@ -505,9 +506,8 @@ class Avatar:
         exc: BaseException | None = None
         try:
             owner = self._http_auth(request)
-            self.live.get(session_id, owner)
             req, _ = await self._http_speak_request(request, extra_fields=(), speak_fields=SESSION_SPEAK_FIELDS)
-            return JSONResponse(self.live.speak(session_id, req, owner), status_code=202)
+            return JSONResponse(await self.live.speak(session_id, req, owner), status_code=202)
         except BaseException as e:
             exc = e
             return _error_response(e)
@@ -519,7 +519,7 @@ class Avatar:
         """Barge-in: stop the current utterance, drop the queued ones; the next frame is idle."""
         try:
             owner = self._http_auth(request)
-            return JSONResponse(self.live.get(session_id, owner).interrupt())
+            return JSONResponse(await self.live.interrupt(session_id, owner))
         except BaseException as e:
             return _error_response(e)
 
@@ -527,7 +527,7 @@ class Avatar:
     async def session_status(self, session_id: str, request: Request) -> Response:
         try:
             owner = self._http_auth(request)
-            return JSONResponse(self.live.get(session_id, owner).info())
+            return JSONResponse(await self.live.info(session_id, owner))
         except BaseException as e:
             return _error_response(e)
 
@@ -581,6 +581,10 @@ class Avatar:
     @api.get("/metrics")
     async def metrics_text(self) -> Response:
         body, content_type = self.metrics.exposition()
+        try:
+            body += await asyncio.wait_for(self.live.exposition(), 5)
+        except Exception as exc:  # noqa: BLE001 - the rest of the metrics still answer
+            log.warning("live session metrics unavailable: %s", exc)
         return Response(body, media_type=content_type.split(";")[0], headers={"Content-Type": content_type})
 
     # ---- API docs: only while API keys are off (they describe every route to anyone) ------------

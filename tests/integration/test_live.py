@@ -51,6 +51,17 @@ def test_stream_sends_fmp4_chunks_that_form_one_mp4(served):
 
 
 SERVE_APP_ARGS = {"limits": {"max_sessions": 1}}
+AVATAR_REPLICAS = 2
+
+
+def edit_serve_config(config):
+    """Two Avatar replicas: session calls land on either, and must reach the session's host."""
+    for app in config["applications"]:
+        for dep in app["deployments"]:
+            if dep["name"] == "Avatar":
+                dep.pop("autoscaling_config", None)
+                dep["num_replicas"] = AVATAR_REPLICAS
+    return config
 
 
 async def _offer(pc) -> str:
@@ -58,6 +69,16 @@ async def _offer(pc) -> str:
     pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     return pc.localDescription.sdp
+
+
+def _live_gauges(url: str, n: int = 8) -> list[float]:
+    """`talking_head_live_sessions` of the replicas that answered n scrapes of /metrics."""
+    out = []
+    for _ in range(n):
+        for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+            if line.startswith("talking_head_live_sessions "):
+                out.append(float(line.split()[1]))
+    return out
 
 
 def test_sessions_over_http_stream_frames_and_answer_clear_codes(served):
@@ -71,8 +92,13 @@ def test_sessions_over_http_stream_frames_and_answer_clear_codes(served):
     def post(path, **kw):
         return requests.post(f"{url}{path}", headers={**HDR, **kw.pop("headers", {})}, timeout=60, **kw)
 
+    async def call(fn, *a, **kw):
+        return await asyncio.to_thread(fn, *a, **kw)
+
     async def main():
-        pc, other = RTCPeerConnection(), RTCPeerConnection()
+        pc = RTCPeerConnection()
+        others: list = []
+        extra: list[str] = []
         frames = {"video": 0, "audio": 0}
 
         @pc.on("track")
@@ -88,50 +114,66 @@ def test_sessions_over_http_stream_frames_and_answer_clear_codes(served):
 
         try:
             offer = await _offer(pc)
-            r = await asyncio.to_thread(requests.post, f"{url}/v1/sessions", json={"sdp": offer}, timeout=30)
+            r = await call(requests.post, f"{url}/v1/sessions", json={"sdp": offer}, timeout=30)
             assert r.status_code == 401
-            r = await asyncio.to_thread(post, "/v1/sessions", json={"type": "offer", "sdp": "v=0 nonsense",
-                                                                    "subject": "tiny-a"})
+            r = await call(post, "/v1/sessions", json={"type": "offer", "sdp": "v=0 nonsense", "subject": "tiny-a"})
             assert r.status_code == 400 and "SDP" in r.json()["error"]
-            r = await asyncio.to_thread(post, "/v1/sessions", json={"sdp": offer, "subject": "nobody"})
+            r = await call(post, "/v1/sessions", json={"sdp": offer, "subject": "nobody"})
             assert r.status_code == 404
             # WHIP-style: the offer as the body, the answer back with the session's URL
-            r = await asyncio.to_thread(post, "/v1/sessions?subject=tiny-a", data=offer.encode(),
-                                        headers={"Content-Type": "application/sdp"})
+            r = await call(post, "/v1/sessions?subject=tiny-a", data=offer.encode(),
+                           headers={"Content-Type": "application/sdp"})
             assert r.status_code == 201, r.text
             assert r.headers["content-type"].startswith("application/sdp") and r.text.startswith("v=0")
             session = r.headers["location"]
             await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
-            # over the limit of one session per replica: 429 with Retry-After
-            r = await asyncio.to_thread(post, "/v1/sessions", json={"sdp": await _offer(other), "subject": "tiny-a"})
-            assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+            # one session per replica: more offers fill the other replica, then 429 + Retry-After
+            codes = []
+            for _ in range(6):
+                other = RTCPeerConnection()
+                others.append(other)
+                r = await call(post, "/v1/sessions", json={"sdp": await _offer(other), "subject": "tiny-a"})
+                codes.append(r.status_code)
+                if r.status_code == 201:
+                    extra.append(r.json()["url"])
+                else:
+                    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0, r.text
+            assert codes.count(201) <= AVATAR_REPLICAS - 1 and 429 in codes, codes
             deadline = asyncio.get_running_loop().time() + 60
             while frames["video"] < 10 and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.1)
             assert frames["video"] >= 10 and frames["audio"] >= 10  # the idle loop, before any speech
-            r = await asyncio.to_thread(post, f"{session}/speak", json={"text": TEXT, "lang": "en"})
+            # session affinity: every call reaches the session's host, whichever replica takes it
+            for _ in range(8):
+                info = await call(requests.get, f"{url}{session}", headers=HDR, timeout=10)
+                assert info.status_code == 200 and info.json()["subject"] == "tiny-a", info.text
+            r = await call(post, f"{session}/speak", json={"text": TEXT, "lang": "en"})
             assert r.status_code == 202 and r.json()["utterance"] == 0
-            r = await asyncio.to_thread(post, f"{session}/speak", json={"text": TEXT, "subject": "tiny-b"})
+            r = await call(post, f"{session}/speak", json={"text": TEXT, "subject": "tiny-b"})
             assert r.status_code == 400  # the session fixes the subject
             await asyncio.sleep(1.0)
-            r = await asyncio.to_thread(post, f"{session}/interrupt")
-            assert r.status_code == 200 and 0 in r.json()["interrupted"]
-            info = (await asyncio.to_thread(requests.get, f"{url}{session}", headers=HDR, timeout=10)).json()
-            assert info["subject"] == "tiny-a" and info["video_frames"] >= 10
-            r = await asyncio.to_thread(requests.delete, f"{url}{session}", headers=HDR, timeout=10)
-            assert r.status_code == 204
-            r = await asyncio.to_thread(post, f"{session}/speak", json={"text": "Hi."})
-            assert r.status_code == 404  # speak after delete
-            r = await asyncio.to_thread(post, "/v1/sessions/" + "0" * 32 + "/interrupt")
+            r = await call(post, f"{session}/interrupt")
+            assert r.status_code == 200 and r.json()["interrupted"], r.text
+            info = (await call(requests.get, f"{url}{session}", headers=HDR, timeout=10)).json()
+            assert info["video_frames"] >= 10 and info["speaking_frames"] > 0, info
+            r = await call(requests.get, f"{url}{session}", headers={"Authorization": "Bearer nope"}, timeout=10)
+            assert r.status_code == 401
+            for s in [session, *extra]:
+                r = await call(requests.delete, f"{url}{s}", headers=HDR, timeout=10)
+                assert r.status_code == 204
+            for _ in range(3):
+                r = await call(post, f"{session}/speak", json={"text": "Hi."})
+                assert r.status_code == 404  # speak after delete, on either replica
+            r = await call(post, "/v1/sessions/" + "0" * 32 + "/interrupt")
             assert r.status_code == 404
-            r = await asyncio.to_thread(post, "/v1/sessions/nope/interrupt")
+            r = await call(post, "/v1/sessions/nope/interrupt")
             assert r.status_code == 400
         finally:
             await pc.close()
-            await other.close()
-        metrics = (await asyncio.to_thread(requests.get, f"{url}/metrics", timeout=10)).text
-        assert "talking_head_live_sessions 0.0" in metrics
-        assert 'talking_head_live_sessions_ended_total{reason="deleted"} 1.0' in metrics
+            for o in others:
+                await o.close()
+        gauges = await call(_live_gauges, url)
+        assert gauges and not any(gauges), gauges  # no session left open on any replica
 
     asyncio.run(asyncio.wait_for(main(), 240))
 
@@ -210,5 +252,4 @@ def test_page_plays_in_a_real_browser_clip_and_live(served, tmp_path):
             page.wait_for_function("window.pageState.session === null", timeout=10_000)
         finally:
             browser.close()
-    metrics = requests.get(f"{url}/metrics", timeout=10).text
-    assert "talking_head_live_sessions 0.0" in metrics
+    assert not any(_live_gauges(url))

@@ -25,19 +25,24 @@ from services.common.rpc import status_of
 from services.gateway.live.idle import IdleLoop, render_idle
 from services.gateway.live.timeline import Slot, Timeline
 from services.gateway.live.utterance import Utterance, UtteranceSink
-from services.gateway.metrics import GatewayMetrics
+from services.gateway.metrics import LiveMetrics
 from services.gateway.pipeline import Pipeline
 from services.gateway.request import CheckedRequest, Limits, SpeakRequest, check_request
 from services.gateway.stages import SubjectInfo
 
 log = logging.getLogger("ray.serve")
-_SESSION_ID = re.compile(r"[0-9a-f]{32}")
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 #: What a full replica tells clients to wait before retrying (seconds).
 FULL_RETRY_AFTER_S = 30
 #: Seconds a new session waits for the first frames of its subject's idle loop.
 IDLE_FIRST_FRAMES_S = 120.0
 #: Seconds between the stats events a session sends (and between limit checks).
 STATS_EVERY_S = 1.0
+
+
+def check_live_installed() -> None:
+    if importlib.util.find_spec("aiortc") is None:  # the live extra
+        raise Unavailable("live sessions need aiortc on the server: pip install 'talking-head[live]'")
 
 
 def check_ice_servers(servers: Any) -> list[dict] | None:
@@ -103,7 +108,7 @@ class Session:
             await loop.run_in_executor(self.manager.pool, self._render, u)
             if u.render_fps() is not None:
                 self.render_fps = u.render_fps()
-                self.manager.metrics.live_render_fps.observe(self.render_fps)
+                self.manager.metrics.render_fps.observe(self.render_fps)
             if u.error is not None:
                 self.peer.send({"type": "error", "utterance": u.id, "error": status_of(u.error)[2]})
 
@@ -122,7 +127,7 @@ class Session:
         if u is not None and u.first_frame_at is not None:
             latency = u.first_frame_at - u.queued_at
             self.first_frame_s.append(latency)
-            self.manager.metrics.live_first_frame_seconds.observe(latency)
+            self.manager.metrics.first_frame_seconds.observe(latency)
         self.peer.send({"type": "state", "state": state, "utterance": slot.utterance, "slot": slot.index,
                         "pts": self.timeline.video_pts(slot.index), "media_seconds": slot.index / self.timeline.fps})
 
@@ -156,10 +161,12 @@ class Session:
 class LiveSessions:
     """The live sessions of this process. Used from one event loop (the replica's)."""
 
-    def __init__(self, pipeline: Pipeline, limits: Limits, metrics: GatewayMetrics | None = None,
-                 ice_servers: list[dict] | None = None, idle_cache: int = 4) -> None:
+    def __init__(self, pipeline: Pipeline, limits: Limits, metrics: LiveMetrics | None = None,
+                 ice_servers: list[dict] | None = None, idle_cache: int = 4, id_prefix: str = "") -> None:
+        """`id_prefix`: hex digits every session id here starts with (its host's tag)."""
         self.pipeline, self.limits = pipeline, limits
-        self.metrics = metrics or GatewayMetrics()
+        self.metrics = metrics or LiveMetrics()
+        self.id_prefix = id_prefix
         self.ice_servers = ice_servers
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=limits.max_sessions,
                                                           thread_name_prefix="live")
@@ -185,8 +192,7 @@ class LiveSessions:
     async def create(self, offer_sdp: Any, subject_id: Any, owner: str = "") -> tuple[str, str]:
         """(session id, SDP answer) for an offer; InvalidInput for a bad offer or subject,
         ResourceExhausted (retryable) past `max_sessions`."""
-        if importlib.util.find_spec("aiortc") is None:  # the live extra
-            raise Unavailable("live sessions need aiortc on the server: pip install 'talking-head[live]'")
+        check_live_installed()
         from services.gateway.live import peer
 
         if not isinstance(subject_id, str):
@@ -200,7 +206,7 @@ class LiveSessions:
         try:
             subject = await asyncio.to_thread(self.pipeline.stages.subject, subject_id)
             idle = await self._idle_loop(subject)
-            sid = secrets.token_hex(16)
+            sid = self.id_prefix + secrets.token_hex(16)[len(self.id_prefix):]
             session = Session(sid, owner, subject, idle, self)
             try:
                 answer = await session.connect(offer_sdp)
@@ -210,7 +216,7 @@ class LiveSessions:
             self._sessions[sid] = session
         finally:
             self._opening -= 1
-        self.metrics.live_sessions.set(self.count)
+        self.metrics.sessions.set(self.count)
         if self._watch is None or self._watch.done():
             self._watch = asyncio.create_task(self._watch_sessions(), name="live-sessions-watch")
         return sid, answer
@@ -234,7 +240,7 @@ class LiveSessions:
 
     # ---- finding and ending -------------------------------------------------------------------------
     def get(self, sid: Any, owner: str = "") -> Session:
-        if not isinstance(sid, str) or not _SESSION_ID.fullmatch(sid):
+        if not isinstance(sid, str) or not SESSION_ID.fullmatch(sid):
             raise InvalidInput("a session id is 32 lower-case hex digits")
         s = self._sessions.get(sid)
         if s is None or s.owner != owner:  # someone else's session is as unknown as a missing one
@@ -247,6 +253,12 @@ class LiveSessions:
 
         checked = check_request(replace(req, subject=s.subject.id), self.pipeline.limits)
         return s.speak(checked)
+
+    def interrupt(self, sid: Any, owner: str = "") -> dict:
+        return self.get(sid, owner).interrupt()
+
+    def info(self, sid: Any, owner: str = "") -> dict:
+        return self.get(sid, owner).info()
 
     async def end(self, sid: Any, owner: str = "", reason: str = "deleted") -> None:
         await self._end(self.get(sid, owner), reason)
@@ -264,12 +276,12 @@ class LiveSessions:
         del self._sessions[session.id]
         info = session.info()
         m = self.metrics
-        m.live_sessions.set(self.count)
-        m.live_ended.labels(reason).inc()
-        m.live_sent_fps.observe(info["sent_fps"])
-        m.live_av_offset_seconds.observe(info["av_offset_max_ms"] / 1000)
-        m.live_dropped_frames.inc(info["dropped_frames"])
-        m.live_held_frames.inc(info["held_frames"])
+        m.sessions.set(self.count)
+        m.ended.labels(reason).inc()
+        m.sent_fps.observe(info["sent_fps"])
+        m.av_offset_seconds.observe(info["av_offset_max_ms"] / 1000)
+        m.dropped_frames.inc(info["dropped_frames"])
+        m.held_frames.inc(info["held_frames"])
         await session.close()
         log.info("live session %s ended (%s): %s", session.id, reason, info)
 

@@ -223,7 +223,7 @@ def test_idle_timeout_and_peer_going_away_end_sessions(pipeline):
     from services.gateway.live.session import LiveSessions
 
     def ended(sessions, reason: str) -> float:
-        return sessions.metrics.live_ended.labels(reason)._value.get()
+        return sessions.metrics.ended.labels(reason)._value.get()
 
     async def main():
         timed = LiveSessions(pipeline, Limits(session_idle_seconds=1.0))
@@ -241,7 +241,7 @@ def test_idle_timeout_and_peer_going_away_end_sessions(pipeline):
             await a.wait_for(lambda: timed.count == 0, timeout=20)  # nothing said for a second
             assert ended(timed, "idle_timeout") == 1 and len(a.video) >= 5
             assert 'talking_head_live_sessions_ended_total{reason="idle_timeout"} 1.0' in \
-                timed.metrics.exposition()[0].decode()
+                timed.metrics.exposition().decode()
         finally:
             await a.close()
             await timed.close_all()
