@@ -1,5 +1,5 @@
-"""The WebRTC side of a live session (aiortc; the only module that imports it): the SDP
-offer/answer, an audio and a video track reading the session's `Timeline`, and the
+"""The server's WebRTC side of a live session (aiortc, imported only here and in client.py):
+the SDP offer/answer, an audio and a video track reading the session's `Timeline`, and the
 `events` data channel.
 
 The audio track is the clock: it sends 20 ms of audio every 20 ms of wall time. The video

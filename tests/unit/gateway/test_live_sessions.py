@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import numpy as np
 import pytest
 
 pytest.importorskip("aiortc")
 
 from services.common.errors import InvalidInput, NotFound, ResourceExhausted  # noqa: E402
+from services.gateway.live.client import LiveClient  # noqa: E402
 from services.gateway.request import Limits, SpeakRequest  # noqa: E402
 
 TEXT = "Hello there. Thanks for calling, how can I help you today? I am listening."
@@ -34,89 +34,6 @@ def pipeline(tmp_path_factory):
     return Pipeline(subjects=store, device="cpu", limits=Limits(frames_per_chunk=4))
 
 
-class Client:
-    """An aiortc peer that receives the session's tracks and its events, noting the wall
-    time each frame arrives with its media time (pts relative to the first frame)."""
-
-    def __init__(self) -> None:
-        from aiortc import RTCPeerConnection
-
-        self.pc = RTCPeerConnection()
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
-        self.channel = self.pc.createDataChannel("events")
-        self.events: list[tuple[float, dict]] = []
-        self.video: list[tuple[float, float]] = []          # (arrival, media seconds)
-        self.audio: list[tuple[float, float, float]] = []   # (arrival, media seconds, rms)
-        self._readers: list[asyncio.Task] = []
-
-        @self.channel.on("message")
-        def _message(msg: str) -> None:
-            import json
-
-            self.events.append((time.perf_counter(), json.loads(msg)))
-
-        @self.pc.on("track")
-        def _track(track) -> None:
-            self._readers.append(asyncio.ensure_future(self._read(track)))
-
-    async def _read(self, track) -> None:
-        from aiortc.mediastreams import MediaStreamError
-
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            now = time.perf_counter()
-            t = float(frame.pts * frame.time_base)
-            if track.kind == "video":
-                self.video.append((now, t))
-            else:
-                pcm = frame.to_ndarray().astype(np.float32) / 32768
-                self.audio.append((now, t, float(np.sqrt(np.mean(pcm ** 2)))))
-
-    async def offer(self) -> str:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
-
-    async def accept(self, answer: str) -> None:
-        from aiortc import RTCSessionDescription
-
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-
-    async def wait_for(self, what, timeout: float = 30.0):
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            found = what()
-            if found:
-                return found
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-    def event(self, state: str, after: float):
-        return next((e for t, e in self.events if t >= after and e.get("state") == state), None)
-
-    def video_at(self, media_s: float):
-        """Arrival time of the first video frame at or after media time `media_s`."""
-        return next((t for t, m in self.video if m >= media_s - 1e-6), None)
-
-    def av_offset(self) -> tuple[float, float]:
-        """(median, max |x|) over video frames of arrival(video) − arrival(audio of the same
-        media time), in seconds."""
-        a_media = np.array([m for _, m, _ in self.audio])
-        a_arrival = np.array([t for t, _, _ in self.audio])
-        offsets = [t - a_arrival[i] for t, m in self.video
-                   if (i := int(np.searchsorted(a_media, m - 1e-6))) < len(a_media) and abs(a_media[i] - m) < 0.021]
-        return float(np.median(offsets)), float(np.max(np.abs(offsets)))
-
-    async def close(self) -> None:
-        await self.pc.close()
-        for r in self._readers:
-            r.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
-
-
 def _run(coro):
     return asyncio.run(asyncio.wait_for(coro, 180))
 
@@ -126,7 +43,7 @@ def test_idle_then_speech_then_barge_in(pipeline):
 
     async def main():
         sessions = LiveSessions(pipeline, Limits(frames_per_chunk=4))
-        client = Client()
+        client = LiveClient()
         try:
             sid, answer = await sessions.create(await client.offer(), "tiny-live")
             await client.accept(answer)
@@ -186,7 +103,7 @@ def test_bad_input_and_limits(pipeline):
 
     async def main():
         sessions = LiveSessions(pipeline, Limits(max_sessions=1))
-        clients = [Client(), Client()]
+        clients = [LiveClient(), LiveClient()]
         try:
             with pytest.raises(InvalidInput, match="SDP"):
                 await sessions.create("this is not sdp", "tiny-live")
@@ -228,7 +145,7 @@ def test_idle_timeout_and_peer_going_away_end_sessions(pipeline):
     async def main():
         timed = LiveSessions(pipeline, Limits(session_idle_seconds=1.0))
         plain = LiveSessions(pipeline, Limits())
-        a, b = Client(), Client()
+        a, b = LiveClient(), LiveClient()
         try:
             _, ans = await timed.create(await a.offer(), "tiny-live")
             await a.accept(ans)
