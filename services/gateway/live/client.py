@@ -80,7 +80,8 @@ class LiveClient:
 
     def event(self, state: str, after: float) -> dict | None:
         """The first state event `state` that arrived at or after perf_counter() `after`."""
-        return next((e for t, e in self.events if t >= after and e.get("state") == state), None)
+        return next((e for t, e in self.events if t >= after and e["type"] == "state" and e["state"] == state),
+                    None)
 
     def video_at(self, media_s: float) -> float | None:
         """Arrival time of the first video frame at or after media time `media_s`."""
