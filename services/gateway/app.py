@@ -2,7 +2,7 @@
 
 One application, one ingress (Ray's gRPC proxy routes to an application's ingress by method
 name), so clients need no `application` metadata:
-- gRPC (:9000): talkinghead.v1 Avatar (Speak, ListSubjects, GetSubject), the per-stage
+- gRPC (:9000): talkinghead.v1 Avatar (Speak, Converse, ListSubjects, GetSubject), the per-stage
   services (Tts, Denoise, Encoder, Renderer — forwarded to their own deployments, which
   scale alone) and grpc.health.v1.Health/Check.
 - HTTP (:8000): POST /v1/videos, GET /v1/videos/{id}[/content], POST /v1/streams (the fMP4
@@ -34,7 +34,8 @@ from ray import serve
 
 from services.common.audio import load_audio, too_long_message
 from services.common.bundle import SubjectBundle
-from services.common.errors import Cancelled, DeadlineExceeded, InvalidInput, PayloadTooLarge, ResourceExhausted
+from services.common.errors import (Cancelled, DeadlineExceeded, InvalidInput, NotFound, PayloadTooLarge,
+                                    ResourceExhausted, TalkingHeadError)
 from services.common.rpc import as_project_error, grpc_method, report, status_of
 from services.common.subject_source import SubjectSource
 from services.common.text import check_text
@@ -106,6 +107,23 @@ def _error_response(exc: BaseException) -> Response:
     retry_after = getattr(as_project_error(exc), "retry_after_s", None)
     headers = {"Retry-After": str(int(math.ceil(retry_after)))} if retry_after is not None else None
     return JSONResponse({"error": message}, status_code=http, headers=headers)
+
+
+def _converse_event(ev: dict) -> avatar_pb2.ConverseEvent | None:
+    """A session event as a Converse event (None for those gRPC does not carry: stats)."""
+    kind = ev.get("type")
+    if kind == "queued":
+        return avatar_pb2.ConverseEvent(queued=avatar_pb2.ConverseQueued(utterance=ev["utterance"],
+                                                                          queued=ev["queued"]))
+    if kind == "interrupted":
+        return avatar_pb2.ConverseEvent(interrupted=avatar_pb2.ConverseInterrupted(utterances=ev["interrupted"]))
+    if kind == "state":
+        return avatar_pb2.ConverseEvent(state=avatar_pb2.ConverseState(
+            state=ev["state"], utterance=ev["utterance"], media_seconds=ev["media_seconds"], pts=ev["pts"]))
+    if kind == "error":
+        return avatar_pb2.ConverseEvent(error=avatar_pb2.ConverseError(
+            utterance=ev.get("utterance"), code=ev.get("code", "INTERNAL"), message=ev["error"]))
+    return None
 
 
 def _reject_constant(name: str) -> Any:
@@ -263,6 +281,83 @@ class Avatar:
             raise
         finally:
             self._count("grpc", "Speak", exc)
+
+    @grpc_method
+    async def Converse(self, requests: Any, grpc_context: Any = None):
+        """A live session over a bidirectional stream: open (→ opened), then speak (→ queued)
+        and interrupt (→ interrupted), state and error events as they happen; the session
+        ends with the client's side of the stream. A refused speak is an error event, not
+        the end of the session."""
+        exc: BaseException | None = None
+        sid: str | None = None
+        owner = ""
+        tasks: list[asyncio.Task] = []
+        try:
+            owner = key_hash(self._grpc_auth(grpc_context))
+            incoming = aiter(requests)
+            first = await anext(incoming, None)
+            if first is None or first.WhichOneof("action") != "open":
+                raise InvalidInput("the first Converse message must be open (an SDP offer)")
+            sid, answer = await self.live.create(first.open.offer_sdp, first.open.subject or "demo", owner)
+            yield avatar_pb2.ConverseEvent(opened=avatar_pb2.ConverseOpened(session_id=sid, answer_sdp=answer))
+            out: asyncio.Queue = asyncio.Queue()
+
+            async def events() -> None:
+                try:
+                    async for ev in self.live.events(sid, owner):
+                        await out.put(ev)
+                finally:
+                    await out.put(None)
+
+            async def actions() -> None:
+                try:
+                    async for msg in incoming:
+                        await out.put(await self._converse_action(sid, owner, msg))
+                finally:
+                    await out.put(None)  # the client closed its side: the session ends
+
+            tasks = [asyncio.create_task(events()), asyncio.create_task(actions())]
+            while (ev := await out.get()) is not None:
+                proto = _converse_event(ev)
+                if proto is not None:
+                    yield proto
+            for t in tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    raise t.exception()
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            for t in tasks:
+                t.cancel()
+            if sid is not None:
+                try:
+                    await self.live.end(sid, owner)
+                except NotFound:  # it ended on its own (peer gone, timeout)
+                    pass
+            self._count("grpc", "Converse", exc)
+
+    async def _converse_action(self, sid: str, owner: str, msg: Any) -> dict:
+        """One Converse message after `open`, done: the event that answers it."""
+        kind = msg.WhichOneof("action")
+        try:
+            if kind == "speak":
+                sp = msg.speak
+                audio = None
+                if sp.WhichOneof("input") == "audio":
+                    self._check_audio_size(sp.audio)
+                    audio = await asyncio.to_thread(audio_from_proto, sp.audio, self.limits.max_audio_seconds,
+                                                    ResourceExhausted)
+                req = SpeakRequest(text=sp.text if audio is None else None, audio=audio, lang=sp.lang or "en",
+                                   voice=sp.voice or None, denoise=sp.denoise if sp.HasField("denoise") else None)
+                return {"type": "queued", **await self.live.speak(sid, req, owner)}
+            if kind == "interrupt":
+                return {"type": "interrupted", **await self.live.interrupt(sid, owner)}
+            raise InvalidInput("after open, a Converse message is speak or interrupt")
+        except TalkingHeadError as e:
+            if isinstance(e, NotFound):
+                raise  # the session is gone: so is the stream
+            return {"type": "error", "utterance": None, "code": e.grpc_code.name, "error": e.message}
 
     @grpc_method
     async def ListSubjects(self, request: Any, grpc_context: Any = None) -> avatar_pb2.ListSubjectsResponse:

@@ -151,11 +151,13 @@ def test_sessions_over_http_stream_frames_and_answer_clear_codes(served):
             assert r.status_code == 202 and r.json()["utterance"] == 0
             r = await call(post, f"{session}/speak", json={"text": TEXT, "subject": "tiny-b"})
             assert r.status_code == 400  # the session fixes the subject
-            await asyncio.sleep(1.0)
+            deadline = asyncio.get_running_loop().time() + 60
+            while (info := (await call(requests.get, f"{url}{session}", headers=HDR, timeout=10)).json()
+                   )["speaking_frames"] == 0 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.2)
+            assert info["speaking_frames"] > 0 and info["first_speaking_frame_s"], info
             r = await call(post, f"{session}/interrupt")
             assert r.status_code == 200 and r.json()["interrupted"], r.text
-            info = (await call(requests.get, f"{url}{session}", headers=HDR, timeout=10)).json()
-            assert info["video_frames"] >= 10 and info["speaking_frames"] > 0, info
             r = await call(requests.get, f"{url}{session}", headers={"Authorization": "Bearer nope"}, timeout=10)
             assert r.status_code == 401
             for s in [session, *extra]:
@@ -174,6 +176,76 @@ def test_sessions_over_http_stream_frames_and_answer_clear_codes(served):
                 await o.close()
         gauges = await call(_live_gauges, url)
         assert gauges and not any(gauges), gauges  # no session left open on any replica
+
+    asyncio.run(asyncio.wait_for(main(), 240))
+
+
+def test_converse_drives_a_session_over_a_grpc_stream(served):
+    """Open, speak, interrupt over one bidirectional gRPC stream through Ray's proxy, the media
+    over WebRTC; a refused speak is an error event; closing the stream ends the session."""
+    import asyncio
+
+    pytest.importorskip("aiortc")
+    import grpc
+
+    from services.gateway.live.client import LiveClient
+    from services.protos.talkinghead.v1 import avatar_pb2 as pb
+    from services.protos.talkinghead.v1 import avatar_pb2_grpc
+
+    url = served["http"]
+    target = served["config"]["grpc_options"]["port"]
+
+    async def main():
+        client = LiveClient()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{target}") as channel:
+            stub = avatar_pb2_grpc.AvatarStub(channel)
+            call = stub.Converse(metadata=(("authorization", f"Bearer {KEY}"),))
+            try:
+                await call.write(pb.ConverseRequest(open=pb.ConverseOpen(offer_sdp=await client.offer(),
+                                                                         subject="tiny-a")))
+                opened = (await call.read()).opened
+                assert len(opened.session_id) == 32 and opened.answer_sdp.startswith("v=0")
+                await client.accept(opened.answer_sdp)
+                await client.wait_for(lambda: len(client.video) >= 10, timeout=60)
+
+                async def next_event(kind: str, **match):
+                    while True:
+                        ev = await asyncio.wait_for(call.read(), 60)
+                        assert ev is not grpc.aio.EOF
+                        if ev.WhichOneof("event") == kind and all(getattr(getattr(ev, kind), k) == v
+                                                                   for k, v in match.items()):
+                            return getattr(ev, kind)
+
+                await call.write(pb.ConverseRequest(speak=pb.ConverseSpeak(text="   ")))
+                err = await next_event("error")
+                assert err.code == "INVALID_ARGUMENT"
+                await call.write(pb.ConverseRequest(speak=pb.ConverseSpeak(text=TEXT, lang="en")))
+                assert (await next_event("queued")).utterance == 0
+                speaking = await next_event("state", state="speaking")
+                assert speaking.utterance == 0 and speaking.pts == round(speaking.media_seconds * 90_000)
+                await call.write(pb.ConverseRequest(interrupt=pb.ConverseInterrupt()))
+                assert list((await next_event("interrupted")).utterances) == [0]
+                await next_event("state", state="idle")
+                r = await asyncio.to_thread(requests.get, f"{url}/v1/sessions/{opened.session_id}", headers=HDR,
+                                            timeout=10)
+                assert r.status_code == 200  # the same session over HTTP
+                await call.done_writing()
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+                assert await call.code() == grpc.StatusCode.OK
+            finally:
+                call.cancel()
+                await client.close()
+        r = await asyncio.to_thread(requests.get, f"{url}/v1/sessions/{opened.session_id}", headers=HDR, timeout=10)
+        assert r.status_code == 404  # closing the stream ended the session
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{target}") as channel:
+            call = avatar_pb2_grpc.AvatarStub(channel).Converse(metadata=(("authorization", f"Bearer {KEY}"),))
+            await call.write(pb.ConverseRequest(speak=pb.ConverseSpeak(text="Hi.")))
+            await call.done_writing()
+            with pytest.raises(grpc.aio.AioRpcError) as e:
+                await call.read()
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
     asyncio.run(asyncio.wait_for(main(), 240))
 

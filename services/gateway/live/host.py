@@ -14,6 +14,7 @@ stages answered by the Tts/Denoise/Encoder/Renderer deployments.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 from services.common.errors import InvalidInput, NotFound
@@ -57,6 +58,10 @@ class LiveHost:
 
     async def end(self, sid: str, owner: str) -> None:
         await self.sessions.end(sid, owner)
+
+    async def events(self, sid: str, owner: str) -> AsyncIterator[dict]:
+        async for ev in self.sessions.events(sid, owner):
+            yield ev
 
     async def exposition(self) -> bytes:
         return self.sessions.metrics.exposition()
@@ -137,6 +142,26 @@ class LiveRouter:
 
     async def end(self, sid: Any, owner: str = "") -> None:
         await self._call(self._host(sid), "end", sid, owner)
+
+    async def events(self, sid: Any, owner: str = "") -> AsyncIterator[dict]:
+        """The session's events until it ends (a Ray streaming call to its host)."""
+        from ray.exceptions import RayActorError
+
+        stream = self._host(sid).events.options(num_returns="streaming").remote(sid, owner)
+        try:
+            async for ref in stream:
+                yield await ref
+        except RayActorError:
+            return  # the host stopped: its sessions ended
+        except Exception as exc:
+            err = as_project_error(exc)
+            if err is not None:
+                raise err from None
+            raise
+        finally:
+            import ray
+
+            ray.cancel(stream)
 
     async def exposition(self) -> bytes:
         """The live metrics of this replica's sessions (empty before the first)."""

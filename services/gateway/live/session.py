@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import Any
 
 from services.common.bundle import check_subject_id
@@ -78,6 +79,7 @@ class Session:
         self.first_frame_s: list[float] = []
         self.render_fps: float | None = None
         self.closed = False
+        self._subscribers: list[asyncio.Queue] = []
 
     async def connect(self, offer_sdp: str) -> str:
         answer = await self.peer.answer(offer_sdp)
@@ -110,7 +112,8 @@ class Session:
                 self.render_fps = u.render_fps()
                 self.manager.metrics.render_fps.observe(self.render_fps)
             if u.error is not None:
-                self.peer.send({"type": "error", "utterance": u.id, "error": status_of(u.error)[2]})
+                code, _, message = status_of(u.error)
+                self.event({"type": "error", "utterance": u.id, "code": code.name, "error": message})
 
     def _render(self, u: Utterance) -> None:
         try:
@@ -128,8 +131,29 @@ class Session:
             latency = u.first_frame_at - u.queued_at
             self.first_frame_s.append(latency)
             self.manager.metrics.first_frame_seconds.observe(latency)
-        self.peer.send({"type": "state", "state": state, "utterance": slot.utterance, "slot": slot.index,
+        self.event({"type": "state", "state": state, "utterance": slot.utterance, "slot": slot.index,
                         "pts": self.timeline.video_pts(slot.index), "media_seconds": slot.index / self.timeline.fps})
+
+    # ---- events: to the peer's data channel and to subscribers (gRPC Converse) ----------------
+    def event(self, ev: dict) -> None:
+        self.peer.send(ev)
+        for q in self._subscribers:
+            if q.full():  # a subscriber that does not read loses its oldest events, not the session
+                q.get_nowait()
+            q.put_nowait(ev)
+
+    def subscribe(self) -> asyncio.Queue:
+        """A queue of this session's events; None after the last (the session ended)."""
+        q: asyncio.Queue = asyncio.Queue(maxsize=256)
+        if self.closed:
+            q.put_nowait(None)
+        else:
+            self._subscribers.append(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        if q in self._subscribers:
+            self._subscribers.remove(q)
 
     # ---- what it measured -----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -147,6 +171,11 @@ class Session:
 
     async def close(self) -> None:
         self.closed = True
+        for q in self._subscribers:
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(None)
+        self._subscribers.clear()
         self.timeline.interrupt()
         if self._worker is not None:
             self._worker.cancel()
@@ -260,6 +289,16 @@ class LiveSessions:
     def info(self, sid: Any, owner: str = "") -> dict:
         return self.get(sid, owner).info()
 
+    async def events(self, sid: Any, owner: str = "") -> AsyncIterator[dict]:
+        """The session's events (state, error, stats) from now until it ends."""
+        s = self.get(sid, owner)
+        q = s.subscribe()
+        try:
+            while (ev := await q.get()) is not None:
+                yield ev
+        finally:
+            s.unsubscribe(q)
+
     async def end(self, sid: Any, owner: str = "", reason: str = "deleted") -> None:
         await self._end(self.get(sid, owner), reason)
 
@@ -312,4 +351,4 @@ class LiveSessions:
                 elif now - s.created > self.limits.max_session_seconds:
                     await self._end(s, "max_length")
                 else:
-                    s.peer.send({"type": "stats", **s.info()})
+                    s.event({"type": "stats", **s.info()})

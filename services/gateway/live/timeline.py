@@ -10,7 +10,10 @@ derived from the slot's first sample. A slot is
 - `speaking`: the utterance's next frame and its audio,
 - `held`: mid-utterance, the next frame is not rendered yet (rendering slower than real
   time): the last image repeats over silence, and the utterance resumes where it was — audio
-  and video pause together instead of drifting apart.
+  and video pause together instead of drifting apart. It resumes once a cushion of frames
+  (a second's worth) is rendered, so a slow render gives a few longer pauses rather than a
+  stutter at every frame; after an utterance that rendered slower than real time, the next
+  one starts with that cushion too.
 
 Used from the event loop only (the render threads talk to `Utterance`s).
 """
@@ -44,7 +47,8 @@ class Slot:
 
 class Timeline:
     def __init__(self, idle: IdleLoop, fps: float,
-                 on_state: Callable[[str, Utterance | None, "Slot"], None] | None = None) -> None:
+                 on_state: Callable[[str, Utterance | None, "Slot"], None] | None = None,
+                 cushion_frames: int | None = None) -> None:
         """`on_state(state, utterance, slot)` when the state changes to "idle" or "speaking"
         (or to the next utterance): `slot` is its first slot."""
         spf = LIVE_SAMPLE_RATE / fps
@@ -60,6 +64,9 @@ class Timeline:
         self._queue: deque[Utterance] = deque()
         self._current: Utterance | None = None
         self._started = False  # the current utterance has had a frame
+        self._holding = False  # it stalled: it waits for a cushion of frames
+        self._slow = False     # the last utterance rendered slower than real time
+        self.cushion_frames = cushion_frames if cushion_frames is not None else int(round(fps))
         self._state = "idle"
         self._image: np.ndarray | None = None
         self._last_utterance: int | None = None
@@ -103,23 +110,35 @@ class Timeline:
             found = self._slots[min(self._slots)]
         return found
 
+    def _ready(self, u: Utterance) -> bool:
+        """Whether `u` may play its next frame now (once rendered through: always)."""
+        if u.done:
+            return True
+        cushion = self._holding or (not self._started and self._slow)
+        return u.buffered >= (self.cushion_frames if cushion else 1)
+
     def _decide(self, index: int) -> Slot:
         spf = self.samples_per_frame
         while True:
             if self._current is None and self._queue:
-                self._current, self._started = self._queue.popleft(), False
+                self._current, self._started, self._holding = self._queue.popleft(), False, False
             u = self._current
             if u is None:
                 break
-            got = u.take()
+            got = u.take() if self._ready(u) else None
             if got is END:
+                rate = u.render_fps()
+                if rate is not None and u.error is None and not u.cancelled.is_set():
+                    self._slow = rate < 0.9 * self.fps
                 self._current = None
                 continue
             if got is None:
                 if not self._started:  # still waiting for its first frames: keep idling
                     break
+                self._holding = True
                 return self._emit(Slot(index, self._image, np.zeros(spf, np.float32), "held", u.id))
             image, audio = got  # type: ignore[misc]
+            self._holding = False
             if not self._started:
                 self._started = True
                 u.first_frame_at = time.perf_counter()

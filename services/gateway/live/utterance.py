@@ -35,6 +35,7 @@ class Utterance:
         self.queued_at = time.perf_counter()
         self.render_started_at: float | None = None
         self.first_frame_at: float | None = None  # when its first frame went on the timeline
+        self.finished_at: float | None = None
         self._cond = threading.Condition()
         self._frames: deque[np.ndarray] = deque()
         self._audio: deque[np.ndarray] = deque()  # 48 kHz pieces, in order
@@ -61,6 +62,7 @@ class Utterance:
     def finish(self, error: BaseException | None = None) -> None:
         with self._cond:
             self.error = error
+            self.finished_at = time.perf_counter()
             self._done = True
             self._cond.notify_all()
 
@@ -78,11 +80,17 @@ class Utterance:
     def done(self) -> bool:
         return self._done
 
+    @property
+    def buffered(self) -> int:
+        """Frames rendered and not taken yet."""
+        return self._rendered - self._taken
+
     def render_fps(self) -> float | None:
-        """Frames rendered per wall second since the first batch (None before two exist)."""
+        """Frames rendered per wall second from the first batch to the last (or to now)."""
         if self.render_started_at is None or self._rendered < 2:
             return None
-        return self._rendered / max(time.perf_counter() - self.render_started_at, 1e-6)
+        end = self.finished_at if self.finished_at is not None else time.perf_counter()
+        return self._rendered / max(end - self.render_started_at, 1e-6)
 
     def take(self) -> tuple[np.ndarray, np.ndarray] | object | None:
         """The next frame and its audio (samples_per_frame at 48 kHz); None when it is not

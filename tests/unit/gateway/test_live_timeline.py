@@ -87,8 +87,8 @@ def test_interrupt_makes_the_next_slot_idle_and_drops_the_queue():
     assert tl.slot(5).state == "idle" and tl.pending == 0
 
 
-def test_an_utterance_waits_in_idle_for_its_first_frames_then_holds_when_late():
-    tl = Timeline(_idle(), FPS)
+def test_an_utterance_waits_in_idle_for_its_first_frames_then_holds_for_a_cushion_when_late():
+    tl = Timeline(_idle(), FPS, cushion_frames=3)
     u = Utterance(0, CheckedRequest(text="x"), SPF)
     tl.enqueue(u)
     assert [tl.slot(k).state for k in range(3)] == ["idle"] * 3  # nothing rendered yet
@@ -96,8 +96,26 @@ def test_an_utterance_waits_in_idle_for_its_first_frames_then_holds_when_late():
     assert [tl.slot(k).state for k in range(3, 6)] == ["speaking", "speaking", "held"]
     held = tl.slot(5)
     assert np.array_equal(held.image, tl.slot(4).image)  # the last frame repeats
-    u.push(*_frames(0, 2, 1))
-    u.finish()
-    s = tl.slot(6)
+    u.push(*_frames(0, 2, 2))
+    assert tl.slot(6).state == "held"  # two frames are not the cushion of three
+    u.push(*_frames(0, 4, 1))
+    s = tl.slot(7)
     assert s.state == "speaking" and int(s.image[0, 0, 2]) == 2  # resumes where it was
-    assert tl.slot(7).state == "idle"
+    u.finish()
+    assert [tl.slot(k).state for k in range(8, 11)] == ["speaking", "speaking", "idle"]
+
+
+def test_after_a_slow_utterance_the_next_starts_with_a_cushion():
+    tl = Timeline(_idle(), FPS, cushion_frames=3)
+    slow = Utterance(0, CheckedRequest(text="x"), SPF)
+    slow.push(*_frames(0, 0, 2))
+    slow.render_started_at -= 10.0  # two frames in ten seconds
+    slow.finish()
+    tl.enqueue(slow)
+    assert [tl.slot(k).state for k in range(3)] == ["speaking", "speaking", "idle"]
+    nxt = Utterance(1, CheckedRequest(text="y"), SPF)
+    tl.enqueue(nxt)
+    nxt.push(*_frames(1, 0, 2))
+    assert tl.slot(3).state == "idle"  # two of three
+    nxt.push(*_frames(1, 2, 1))
+    assert tl.slot(4).state == "speaking"
