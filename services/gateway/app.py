@@ -612,11 +612,15 @@ class Avatar:
     @api.post("/v1/sessions/{session_id}/interrupt")
     async def session_interrupt(self, session_id: str, request: Request) -> Response:
         """Barge-in: stop the current utterance, drop the queued ones; the next frame is idle."""
+        exc: BaseException | None = None
         try:
             owner = self._http_auth(request)
             return JSONResponse(await self.live.interrupt(session_id, owner))
         except BaseException as e:
+            exc = e
             return _error_response(e)
+        finally:
+            self._count("http", "POST /v1/sessions/{id}/interrupt", exc)
 
     @api.get("/v1/sessions/{session_id}")
     async def session_status(self, session_id: str, request: Request) -> Response:
@@ -628,12 +632,16 @@ class Avatar:
 
     @api.delete("/v1/sessions/{session_id}")
     async def delete_session(self, session_id: str, request: Request) -> Response:
+        exc: BaseException | None = None
         try:
             owner = self._http_auth(request)
             await self.live.end(session_id, owner)
             return Response(status_code=204)
         except BaseException as e:
+            exc = e
             return _error_response(e)
+        finally:
+            self._count("http", "DELETE /v1/sessions/{id}", exc)
 
     @api.get("/", include_in_schema=False)
     async def page(self) -> Response:

@@ -16,6 +16,7 @@ import logging
 import re
 import secrets
 import time
+from dataclasses import replace
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
@@ -278,8 +279,6 @@ class LiveSessions:
 
     def speak(self, sid: Any, req: SpeakRequest, owner: str = "") -> dict:
         s = self.get(sid, owner)
-        from dataclasses import replace
-
         checked = check_request(replace(req, subject=s.subject.id), self.pipeline.limits)
         return s.speak(checked)
 
