@@ -17,7 +17,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.common.errors import InvalidInput, NotFound
+from services.common.errors import InvalidInput, NotFound, Unavailable
 from services.common.rpc import as_project_error
 from services.gateway.live.session import SESSION_ID, LiveSessions, check_live_installed
 from services.gateway.request import Limits, SpeakRequest
@@ -117,6 +117,8 @@ class LiveRouter:
             self._hosts = {t: h for t, h in self._hosts.items() if h is not host}
             if host is self.own:  # the next session starts a new host
                 self.own = None
+            if method == "create":
+                raise Unavailable("the live session host stopped; retry") from None
             raise NotFound("no such live session: the replica that held it stopped") from None
         except Exception as exc:
             err = as_project_error(exc)

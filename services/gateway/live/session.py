@@ -133,7 +133,7 @@ class Session:
             self.first_frame_s.append(latency)
             self.manager.metrics.first_frame_seconds.observe(latency)
         self.event({"type": "state", "state": state, "utterance": slot.utterance, "slot": slot.index,
-                        "pts": self.timeline.video_pts(slot.index), "media_seconds": slot.index / self.timeline.fps})
+                    "pts": self.timeline.video_pts(slot.index), "media_seconds": slot.index / self.timeline.fps})
 
     # ---- events: to the peer's data channel and to subscribers (gRPC Converse) ----------------
     def event(self, ev: dict) -> None:
