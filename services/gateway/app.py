@@ -2,11 +2,12 @@
 
 One application, one ingress (Ray's gRPC proxy routes to an application's ingress by method
 name), so clients need no `application` metadata:
-- gRPC (:9000): talkinghead.v1 Avatar (Speak, ListSubjects, GetSubject), the per-stage
+- gRPC (:9000): talkinghead.v1 Avatar (Speak, Converse, ListSubjects, GetSubject), the per-stage
   services (Tts, Denoise, Encoder, Renderer — forwarded to their own deployments, which
   scale alone) and grpc.health.v1.Health/Check.
-- HTTP (:8000): POST /v1/videos, GET /v1/videos/{id}[/content], GET /v1/subjects,
-  /healthz, /metrics (and /docs, /redoc, /openapi.json while API keys are off).
+- HTTP (:8000): POST /v1/videos, GET /v1/videos/{id}[/content], POST /v1/streams (the fMP4
+  chunks as a chunked body), GET /v1/subjects, /healthz, /metrics, the web page (GET /), and
+  /docs, /redoc, /openapi.json while API keys are off.
 `Speak` runs the shared `Pipeline` over `RemoteStages` (the deployments) into a fMP4 sink:
 sentence-level pipelining (TTS streams sentence k+1 while sentence k renders), fMP4
 chunks as soon as a frame batch exists, cancellation within one frame batch.
@@ -22,18 +23,19 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from typing import Any  # NB: no `from __future__ import annotations`: FastAPI must see the real `Request`
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from services.common.audio import load_audio, too_long_message
 from services.common.bundle import SubjectBundle
-from services.common.errors import Cancelled, DeadlineExceeded, InvalidInput, PayloadTooLarge, ResourceExhausted
+from services.common.errors import (Cancelled, DeadlineExceeded, InvalidInput, NotFound, PayloadTooLarge,
+                                    ResourceExhausted, TalkingHeadError)
 from services.common.rpc import as_project_error, grpc_method, report, status_of
 from services.common.subject_source import SubjectSource
 from services.common.text import check_text
@@ -41,6 +43,8 @@ from services.common.types import AudioClip, Speech
 from services.common.wire import MP4_MIME, audio_from_proto, subject_info
 from services.gateway.auth import ApiKeys, key_hash
 from services.gateway.jobs import JobQueue, JobStore
+from services.gateway.live.host import LiveRouter
+from services.gateway.live.session import check_ice_servers
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.pipeline import Pipeline
 from services.gateway.request import FRAMES_PER_CHUNK_RANGE, CheckedRequest, Limits, SpeakRequest, check_request
@@ -48,12 +52,17 @@ from services.gateway.retry import call_once_more, stream_once_more
 from services.gateway.sinks import Chunk, FragmentedMp4Sink
 from services.gateway.slots import StreamSlots
 from services.gateway.stages import SubjectInfo
+from services.gateway.web import page_html
 from services.gateway.webhooks import WebhookPolicy, WebhookSender
 from services.protos.talkinghead.v1 import avatar_pb2, common_pb2
 
 #: The JSON fields of POST /v1/videos: SpeakRequest's, plus the async-job ones.
 SPEAK_FIELDS = ("text", "audio", "subject", "lang", "voice", "static_pose", "denoise", "frames_per_chunk", "seed")
 JOB_FIELDS = ("async", "webhook")
+#: The JSON fields of POST /v1/sessions/{id}/speak (the session fixes the subject and the pose).
+SESSION_SPEAK_FIELDS = ("text", "audio", "lang", "voice", "denoise", "seed")
+#: The JSON fields of POST /v1/sessions.
+SESSION_FIELDS = ("type", "sdp", "subject")
 #: Frames per second the stage services assume when capping a Render call by max_audio_seconds.
 _STAGE_FPS = 25
 log = logging.getLogger("ray.serve")
@@ -100,8 +109,39 @@ def _error_response(exc: BaseException) -> Response:
     return JSONResponse({"error": message}, status_code=http, headers=headers)
 
 
+def _converse_event(ev: dict) -> avatar_pb2.ConverseEvent | None:
+    """A session event as a Converse event (None for those gRPC does not carry: stats)."""
+    kind = ev.get("type")
+    if kind == "queued":
+        return avatar_pb2.ConverseEvent(queued=avatar_pb2.ConverseQueued(utterance=ev["utterance"],
+                                                                          queued=ev["queued"]))
+    if kind == "interrupted":
+        return avatar_pb2.ConverseEvent(interrupted=avatar_pb2.ConverseInterrupted(utterances=ev["interrupted"]))
+    if kind == "state":
+        return avatar_pb2.ConverseEvent(state=avatar_pb2.ConverseState(
+            state=ev["state"], utterance=ev["utterance"], media_seconds=ev["media_seconds"], pts=ev["pts"]))
+    if kind == "error":
+        return avatar_pb2.ConverseEvent(error=avatar_pb2.ConverseError(
+            utterance=ev.get("utterance"), code=ev.get("code", "INTERNAL"), message=ev["error"]))
+    return None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(raw: bytes, fields: tuple[str, ...]) -> dict:
+    """The body as a JSON object with only `fields`, or InvalidInput."""
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body must be JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise InvalidInput(f"unknown field(s) {', '.join(map(repr, unknown))}: the fields are {', '.join(fields)}")
+    return body
 
 
 # Docs are routes of the Avatar (below), so they can be off while API keys are on.
@@ -114,7 +154,7 @@ api = FastAPI(title="talking-head", description="Text or audio in, a talking-hea
 class Avatar:
     def __init__(self, tts: Any, denoise: Any, encoder: Any, renderer: Any, redis_url: str | None = None,
                  api_keys: list[str] | None = None, limits: dict | None = None,
-                 webhooks: dict | None = None) -> None:
+                 webhooks: dict | None = None, live: dict | None = None) -> None:
         redis_url = redis_url if redis_url is not None else os.environ.get("TALKING_HEAD_REDIS_URL", "")
         self.tts, self.denoise, self.encoder, self.renderer = tts, denoise, encoder, renderer
         self.limits = Limits.from_dict(limits)
@@ -131,6 +171,8 @@ class Avatar:
                              self.limits.max_queued_jobs)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.limits.max_streams + 2,
                                                            thread_name_prefix="speak")
+        self.live = LiveRouter(serve.get_replica_context().app_name, self.limits,
+                               check_ice_servers((live or {}).get("ice_servers")))
 
     def __del__(self) -> None:
         # Serve calls this when it stops the replica: unfinished jobs are recorded as failed
@@ -239,6 +281,83 @@ class Avatar:
             raise
         finally:
             self._count("grpc", "Speak", exc)
+
+    @grpc_method
+    async def Converse(self, requests: Any, grpc_context: Any = None):
+        """A live session over a bidirectional stream: open (→ opened), then speak (→ queued)
+        and interrupt (→ interrupted), state and error events as they happen; the session
+        ends with the client's side of the stream. A refused speak is an error event, not
+        the end of the session."""
+        exc: BaseException | None = None
+        sid: str | None = None
+        owner = ""
+        tasks: list[asyncio.Task] = []
+        try:
+            owner = key_hash(self._grpc_auth(grpc_context))
+            incoming = aiter(requests)
+            first = await anext(incoming, None)
+            if first is None or first.WhichOneof("action") != "open":
+                raise InvalidInput("the first Converse message must be open (an SDP offer)")
+            sid, answer = await self.live.create(first.open.offer_sdp, first.open.subject or "demo", owner)
+            yield avatar_pb2.ConverseEvent(opened=avatar_pb2.ConverseOpened(session_id=sid, answer_sdp=answer))
+            out: asyncio.Queue = asyncio.Queue()
+
+            async def events() -> None:
+                try:
+                    async for ev in self.live.events(sid, owner):
+                        await out.put(ev)
+                finally:
+                    await out.put(None)
+
+            async def actions() -> None:
+                try:
+                    async for msg in incoming:
+                        await out.put(await self._converse_action(sid, owner, msg))
+                finally:
+                    await out.put(None)  # the client closed its side: the session ends
+
+            tasks = [asyncio.create_task(events()), asyncio.create_task(actions())]
+            while (ev := await out.get()) is not None:
+                proto = _converse_event(ev)
+                if proto is not None:
+                    yield proto
+            for t in tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    raise t.exception()
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            for t in tasks:
+                t.cancel()
+            if sid is not None:
+                try:
+                    await self.live.end(sid, owner)
+                except NotFound:  # it ended on its own (peer gone, timeout)
+                    pass
+            self._count("grpc", "Converse", exc)
+
+    async def _converse_action(self, sid: str, owner: str, msg: Any) -> dict:
+        """One Converse message after `open`, done: the event that answers it."""
+        kind = msg.WhichOneof("action")
+        try:
+            if kind == "speak":
+                sp = msg.speak
+                audio = None
+                if sp.WhichOneof("input") == "audio":
+                    self._check_audio_size(sp.audio)
+                    audio = await asyncio.to_thread(audio_from_proto, sp.audio, self.limits.max_audio_seconds,
+                                                    ResourceExhausted)
+                req = SpeakRequest(text=sp.text if audio is None else None, audio=audio, lang=sp.lang or "en",
+                                   voice=sp.voice or None, denoise=sp.denoise if sp.HasField("denoise") else None)
+                return {"type": "queued", **await self.live.speak(sid, req, owner)}
+            if kind == "interrupt":
+                return {"type": "interrupted", **await self.live.interrupt(sid, owner)}
+            raise InvalidInput("after open, a Converse message is speak or interrupt")
+        except TalkingHeadError as e:
+            if isinstance(e, NotFound):
+                raise  # the session is gone: so is the stream
+            return {"type": "error", "utterance": None, "code": e.grpc_code.name, "error": e.message}
 
     @grpc_method
     async def ListSubjects(self, request: Any, grpc_context: Any = None) -> avatar_pb2.ListSubjectsResponse:
@@ -350,19 +469,10 @@ class Avatar:
             parts.append(part)
         return b"".join(parts)
 
-    async def _http_speak_request(self, request: Request) -> tuple[CheckedRequest, dict]:
-        raw = await self._read_body(request)
-        try:
-            body = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"the body must be JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise InvalidInput("the body must be a JSON object")
-        unknown = sorted(set(body) - set(SPEAK_FIELDS) - set(JOB_FIELDS))
-        if unknown:
-            raise InvalidInput(f"unknown field(s) {', '.join(map(repr, unknown))}: the fields are "
-                               f"{', '.join(SPEAK_FIELDS + JOB_FIELDS)}")
-        fields = {k: v for k, v in body.items() if k in SPEAK_FIELDS and v is not None}  # null: the default
+    async def _http_speak_request(self, request: Request, extra_fields: tuple[str, ...] = JOB_FIELDS,
+                                  speak_fields: tuple[str, ...] = SPEAK_FIELDS) -> tuple[CheckedRequest, dict]:
+        body = _json_object(await self._read_body(request), speak_fields + extra_fields)
+        fields = {k: v for k, v in body.items() if k in speak_fields and v is not None}  # null: the default
         if "audio" in fields:
             if not isinstance(fields["audio"], str):
                 raise InvalidInput("audio must be a base64-encoded audio file (a string)")
@@ -419,6 +529,124 @@ class Avatar:
         finally:
             self._count("http", "POST /v1/videos", exc)
 
+    @api.post("/v1/streams")
+    async def create_stream(self, request: Request) -> Response:
+        """The fMP4 chunks of one request as one chunked `video/mp4` body, each sent as soon as
+        it exists (the page plays it with Media Source Extensions). Errors before the first
+        chunk are answered as usual; a failure later ends the body early."""
+        stack = AsyncExitStack()
+        try:
+            self._http_auth(request)
+            req, _ = await self._http_speak_request(request, extra_fields=())
+            await stack.enter_async_context(self._counted(self.slots.take()))
+            chunks = await stack.enter_async_context(aclosing(self._chunks(req, "http-stream")))
+            first = await anext(chunks)
+        except BaseException as e:
+            await stack.aclose()
+            self._count("http", "POST /v1/streams", e)
+            return _error_response(e)
+
+        async def body() -> AsyncIterator[bytes]:
+            exc: BaseException | None = None
+            try:
+                yield first.data
+                async for c in chunks:
+                    yield c.data
+            except BaseException as e:
+                exc = e
+                if not isinstance(e, (GeneratorExit, asyncio.CancelledError)):
+                    report(e, "HTTP stream")
+                raise
+            finally:
+                await stack.aclose()
+                self._count("http", "POST /v1/streams",
+                            Cancelled("the client went away") if isinstance(exc, GeneratorExit) else exc)
+
+        return StreamingResponse(body(), media_type="video/mp4")
+
+    # ---- live sessions (WebRTC): services/gateway/live ------------------------------------------
+    @api.post("/v1/sessions")
+    async def create_session(self, request: Request) -> Response:
+        """An SDP offer in, the answer and a session id out. JSON `{"type": "offer", "sdp",
+        "subject"}` → 201 `{"id", "type": "answer", "sdp", "url"}`; or WHIP-style, the offer
+        as the body (`Content-Type: application/sdp`, subject in `?subject=`) → 201 with the
+        answer as the body and the session's URL in `Location`."""
+        exc: BaseException | None = None
+        try:
+            owner = self._http_auth(request)
+            raw = await self._read_body(request)
+            whip = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/sdp"
+            if whip:
+                offer, subject = raw.decode("utf-8", "replace"), request.query_params.get("subject", "demo")
+            else:
+                body = _json_object(raw, SESSION_FIELDS)
+                if body.get("type", "offer") != "offer":
+                    raise InvalidInput('type must be "offer"')
+                offer, subject = body.get("sdp"), body.get("subject") or "demo"
+            sid, answer = await self.live.create(offer, subject, owner)
+            url = f"/v1/sessions/{sid}"
+            if whip:
+                return Response(answer, status_code=201, media_type="application/sdp", headers={"Location": url})
+            return JSONResponse({"id": sid, "type": "answer", "sdp": answer, "url": url}, status_code=201,
+                                headers={"Location": url})
+        except BaseException as e:
+            exc = e
+            return _error_response(e)
+        finally:
+            self._count("http", "POST /v1/sessions", exc)
+
+    @api.post("/v1/sessions/{session_id}/speak")
+    async def session_speak(self, session_id: str, request: Request) -> Response:
+        """Queue speech (`{"text"}` or `{"audio": base64}`, with lang, voice, denoise, seed) → 202."""
+        exc: BaseException | None = None
+        try:
+            owner = self._http_auth(request)
+            req, _ = await self._http_speak_request(request, extra_fields=(), speak_fields=SESSION_SPEAK_FIELDS)
+            return JSONResponse(await self.live.speak(session_id, req, owner), status_code=202)
+        except BaseException as e:
+            exc = e
+            return _error_response(e)
+        finally:
+            self._count("http", "POST /v1/sessions/{id}/speak", exc)
+
+    @api.post("/v1/sessions/{session_id}/interrupt")
+    async def session_interrupt(self, session_id: str, request: Request) -> Response:
+        """Barge-in: stop the current utterance, drop the queued ones; the next frame is idle."""
+        exc: BaseException | None = None
+        try:
+            owner = self._http_auth(request)
+            return JSONResponse(await self.live.interrupt(session_id, owner))
+        except BaseException as e:
+            exc = e
+            return _error_response(e)
+        finally:
+            self._count("http", "POST /v1/sessions/{id}/interrupt", exc)
+
+    @api.get("/v1/sessions/{session_id}")
+    async def session_status(self, session_id: str, request: Request) -> Response:
+        try:
+            owner = self._http_auth(request)
+            return JSONResponse(await self.live.info(session_id, owner))
+        except BaseException as e:
+            return _error_response(e)
+
+    @api.delete("/v1/sessions/{session_id}")
+    async def delete_session(self, session_id: str, request: Request) -> Response:
+        exc: BaseException | None = None
+        try:
+            owner = self._http_auth(request)
+            await self.live.end(session_id, owner)
+            return Response(status_code=204)
+        except BaseException as e:
+            exc = e
+            return _error_response(e)
+        finally:
+            self._count("http", "DELETE /v1/sessions/{id}", exc)
+
+    @api.get("/", include_in_schema=False)
+    async def page(self) -> Response:
+        return HTMLResponse(page_html())
+
     @api.get("/v1/videos/{job_id}")
     async def video_status(self, job_id: str, request: Request) -> Response:
         try:
@@ -456,6 +684,10 @@ class Avatar:
     @api.get("/metrics")
     async def metrics_text(self) -> Response:
         body, content_type = self.metrics.exposition()
+        try:
+            body += await asyncio.wait_for(self.live.exposition(), 5)
+        except Exception as exc:  # noqa: BLE001 - the rest of the metrics still answer
+            log.warning("live session metrics unavailable: %s", exc)
         return Response(body, media_type=content_type.split(";")[0], headers={"Content-Type": content_type})
 
     # ---- API docs: only while API keys are off (they describe every route to anyone) ------------
@@ -479,10 +711,12 @@ def build_app(args: dict | None = None) -> Any:
     """Serve config `import_path: services.gateway.app:build_app`; `args` (all optional):
     redis_url (default $TALKING_HEAD_REDIS_URL), api_keys (default $TALKING_HEAD_API_KEYS,
     comma-separated), limits (`Limits`: max_text_chars, max_audio_seconds, max_streams,
-    max_request_seconds, frames_per_chunk, max_body_bytes, max_queued_jobs, job_ttl_seconds),
+    max_request_seconds, frames_per_chunk, max_body_bytes, max_queued_jobs, job_ttl_seconds,
+    max_sessions, session_idle_seconds, max_session_seconds),
     webhooks (`WebhookPolicy`: allow_hosts, allow_http, secret (default
     $TALKING_HEAD_WEBHOOK_SECRET), timeout_s, retries, backoff_s, workers, max_pending),
-    device (renderer: cuda|cpu, default auto)."""
+    live (`ice_servers`: STUN/TURN servers for the sessions' peers, `[{urls, username,
+    credential}]`), device (renderer: cuda|cpu, default auto)."""
     from services.denoise.deployment import DenoiseDeployment
     from services.encoder.deployment import EncoderDeployment
     from services.renderer.deployment import RendererDeployment
@@ -494,6 +728,12 @@ def build_app(args: dict | None = None) -> Any:
     webhooks = dict(args.get("webhooks") or {})
     frames_per_batch = Limits.from_dict(limits).frames_per_chunk  # a bad config fails here, before deploying
     WebhookPolicy.from_dict(webhooks)
+    live = dict(args.get("live") or {})
+    unknown = sorted(set(live) - {"ice_servers"})
+    if unknown:
+        raise InvalidInput(f"unknown live setting(s) {', '.join(unknown)}: the settings are ice_servers")
+    check_ice_servers(live.get("ice_servers"))
     return Avatar.bind(TtsDeployment.bind(), DenoiseDeployment.bind(), EncoderDeployment.bind(redis_url),
                        RendererDeployment.bind(redis_url, args.get("device"), frames_per_batch),
-                       redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits, webhooks=webhooks)
+                       redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits, webhooks=webhooks,
+                       live=live)

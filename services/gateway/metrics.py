@@ -41,6 +41,9 @@ class GatewayMetrics:
         for result in ("hit", "miss"):
             self.cache.labels(result)
 
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
     def record_subject(self, info: dict) -> None:
         self.cache.labels(info.get("cache", "miss")).inc()
         if info.get("cache") == "miss":
@@ -59,5 +62,37 @@ class GatewayMetrics:
         if result.seconds > 0:
             self.real_time_factor.observe(wall_seconds / result.seconds)
 
-    def exposition(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+class LiveMetrics:
+    """Metrics of live sessions, observed per utterance (first frame, render rate) or per
+    session at its end. Their own registry: under Ray Serve the sessions run in the replica's
+    live host actor, whose exposition the Avatar's /metrics appends to its own."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.sessions = Gauge("talking_head_live_sessions", "Live (WebRTC) sessions open now.", registry=r)
+        self.ended = Counter("talking_head_live_sessions_ended", "Live sessions ended, by reason.", ["reason"],
+                                  registry=r)
+        self.first_frame_seconds = Histogram(
+            "talking_head_live_first_speaking_frame_seconds",
+            "A speak request to its first frame on the session's timeline.", buckets=_LATENCY, registry=r)
+        self.render_fps = Histogram("talking_head_live_render_fps",
+                                         "Frames per second an utterance rendered at (below the video rate: held "
+                                         "frames).", buckets=(1, 2.5, 5, 10, 15, 20, 25, 30, 50, 100), registry=r)
+        self.sent_fps = Histogram("talking_head_live_sent_fps", "Video frames per second a session sent.",
+                                       buckets=(1, 2.5, 5, 10, 15, 20, 24, 25, 26, 30), registry=r)
+        self.av_offset_seconds = Histogram(
+            "talking_head_live_av_offset_seconds",
+            "Largest gap per session between sending a slot's video frame and its first audio.",
+            buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 1), registry=r)
+        self.dropped_frames = Counter("talking_head_live_dropped_frames",
+                                           "Video frames skipped because the video track fell behind the audio.",
+                                           registry=r)
+        self.held_frames = Counter("talking_head_live_held_frames",
+                                        "Slots mid-utterance that repeated the last frame over silence (rendering "
+                                        "slower than real time).", registry=r)
+        for reason in ("deleted", "peer_gone", "idle_timeout", "max_length", "shutdown"):
+            self.ended.labels(reason)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -37,6 +37,9 @@ class Limits:
     max_body_bytes: int = 0               # HTTP body / gRPC audio bytes; 0: derived from max_audio_seconds
     max_queued_jobs: int = 16             # async jobs waiting per replica; over → 429 + Retry-After
     job_ttl_seconds: float = 3600.0       # a job (status and video) is kept this long
+    max_sessions: int = 4                 # live (WebRTC) sessions per replica; over → 429 + Retry-After
+    session_idle_seconds: float = 300.0   # a live session with no speak/interrupt this long (and idle) ends
+    max_session_seconds: float = 3600.0   # a live session ends this long after it opened
 
     def __post_init__(self) -> None:
         if not self.max_body_bytes:  # a 48 kHz stereo WAV of max_audio_seconds fits, as base64 JSON

@@ -15,21 +15,41 @@ _sym_db = _symbol_database.Default()
 from services.protos.talkinghead.v1 import common_pb2 as talkinghead_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btalkinghead/v1/avatar.proto\x12\x0etalkinghead.v1\x1a\x1btalkinghead/v1/common.proto\"\xdf\x01\n\x0cSpeakRequest\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12*\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x19.talkinghead.v1.AudioClipH\x00\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04lang\x18\x04 \x01(\t\x12\r\n\x05voice\x18\x05 \x01(\t\x12\x0b\n\x03\x66ps\x18\x06 \x01(\x01\x12\x13\n\x0bstatic_pose\x18\x07 \x01(\x08\x12\x14\n\x07\x64\x65noise\x18\x08 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x10\x66rames_per_chunk\x18\t \x01(\rB\x07\n\x05inputB\n\n\x08_denoise\"\x15\n\x13ListSubjectsRequest\"W\n\x14ListSubjectsResponse\x12-\n\x08subjects\x18\x01 \x03(\x0b\x32\x1b.talkinghead.v1.SubjectInfo\x12\x10\n\x08\x64\x65graded\x18\x02 \x01(\x08\"\x1f\n\x11GetSubjectRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xf6\x01\n\x06\x41vatar\x12\x43\n\x05Speak\x12\x1c.talkinghead.v1.SpeakRequest\x1a\x1a.talkinghead.v1.VideoChunk0\x01\x12Y\n\x0cListSubjects\x12#.talkinghead.v1.ListSubjectsRequest\x1a$.talkinghead.v1.ListSubjectsResponse\x12L\n\nGetSubject\x12!.talkinghead.v1.GetSubjectRequest\x1a\x1b.talkinghead.v1.SubjectInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btalkinghead/v1/avatar.proto\x12\x0etalkinghead.v1\x1a\x1btalkinghead/v1/common.proto\"\xb1\x01\n\x0f\x43onverseRequest\x12,\n\x04open\x18\x01 \x01(\x0b\x32\x1c.talkinghead.v1.ConverseOpenH\x00\x12.\n\x05speak\x18\x02 \x01(\x0b\x32\x1d.talkinghead.v1.ConverseSpeakH\x00\x12\x36\n\tinterrupt\x18\x03 \x01(\x0b\x32!.talkinghead.v1.ConverseInterruptH\x00\x42\x08\n\x06\x61\x63tion\"2\n\x0c\x43onverseOpen\x12\x11\n\toffer_sdp\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\"\x93\x01\n\rConverseSpeak\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12*\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x19.talkinghead.v1.AudioClipH\x00\x12\x0c\n\x04lang\x18\x03 \x01(\t\x12\r\n\x05voice\x18\x04 \x01(\t\x12\x14\n\x07\x64\x65noise\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x07\n\x05inputB\n\n\x08_denoise\"\x13\n\x11\x43onverseInterrupt\"\x98\x02\n\rConverseEvent\x12\x30\n\x06opened\x18\x01 \x01(\x0b\x32\x1e.talkinghead.v1.ConverseOpenedH\x00\x12\x30\n\x06queued\x18\x02 \x01(\x0b\x32\x1e.talkinghead.v1.ConverseQueuedH\x00\x12.\n\x05state\x18\x03 \x01(\x0b\x32\x1d.talkinghead.v1.ConverseStateH\x00\x12:\n\x0binterrupted\x18\x04 \x01(\x0b\x32#.talkinghead.v1.ConverseInterruptedH\x00\x12.\n\x05\x65rror\x18\x05 \x01(\x0b\x32\x1d.talkinghead.v1.ConverseErrorH\x00\x42\x07\n\x05\x65vent\"8\n\x0e\x43onverseOpened\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nanswer_sdp\x18\x02 \x01(\t\"3\n\x0e\x43onverseQueued\x12\x11\n\tutterance\x18\x01 \x01(\r\x12\x0e\n\x06queued\x18\x02 \x01(\r\"h\n\rConverseState\x12\r\n\x05state\x18\x01 \x01(\t\x12\x16\n\tutterance\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x15\n\rmedia_seconds\x18\x03 \x01(\x01\x12\x0b\n\x03pts\x18\x04 \x01(\x04\x42\x0c\n\n_utterance\")\n\x13\x43onverseInterrupted\x12\x12\n\nutterances\x18\x01 \x03(\r\"T\n\rConverseError\x12\x16\n\tutterance\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\tB\x0c\n\n_utterance\"\xdf\x01\n\x0cSpeakRequest\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12*\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x19.talkinghead.v1.AudioClipH\x00\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04lang\x18\x04 \x01(\t\x12\r\n\x05voice\x18\x05 \x01(\t\x12\x0b\n\x03\x66ps\x18\x06 \x01(\x01\x12\x13\n\x0bstatic_pose\x18\x07 \x01(\x08\x12\x14\n\x07\x64\x65noise\x18\x08 \x01(\x08H\x01\x88\x01\x01\x12\x18\n\x10\x66rames_per_chunk\x18\t \x01(\rB\x07\n\x05inputB\n\n\x08_denoise\"\x15\n\x13ListSubjectsRequest\"W\n\x14ListSubjectsResponse\x12-\n\x08subjects\x18\x01 \x03(\x0b\x32\x1b.talkinghead.v1.SubjectInfo\x12\x10\n\x08\x64\x65graded\x18\x02 \x01(\x08\"\x1f\n\x11GetSubjectRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xc6\x02\n\x06\x41vatar\x12\x43\n\x05Speak\x12\x1c.talkinghead.v1.SpeakRequest\x1a\x1a.talkinghead.v1.VideoChunk0\x01\x12Y\n\x0cListSubjects\x12#.talkinghead.v1.ListSubjectsRequest\x1a$.talkinghead.v1.ListSubjectsResponse\x12L\n\nGetSubject\x12!.talkinghead.v1.GetSubjectRequest\x1a\x1b.talkinghead.v1.SubjectInfo\x12N\n\x08\x43onverse\x12\x1f.talkinghead.v1.ConverseRequest\x1a\x1d.talkinghead.v1.ConverseEvent(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'services.protos.talkinghead.v1.avatar_pb2', _globals)
 if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
-  _globals['_SPEAKREQUEST']._serialized_start=77
-  _globals['_SPEAKREQUEST']._serialized_end=300
-  _globals['_LISTSUBJECTSREQUEST']._serialized_start=302
-  _globals['_LISTSUBJECTSREQUEST']._serialized_end=323
-  _globals['_LISTSUBJECTSRESPONSE']._serialized_start=325
-  _globals['_LISTSUBJECTSRESPONSE']._serialized_end=412
-  _globals['_GETSUBJECTREQUEST']._serialized_start=414
-  _globals['_GETSUBJECTREQUEST']._serialized_end=445
-  _globals['_AVATAR']._serialized_start=448
-  _globals['_AVATAR']._serialized_end=694
+  _globals['_CONVERSEREQUEST']._serialized_start=77
+  _globals['_CONVERSEREQUEST']._serialized_end=254
+  _globals['_CONVERSEOPEN']._serialized_start=256
+  _globals['_CONVERSEOPEN']._serialized_end=306
+  _globals['_CONVERSESPEAK']._serialized_start=309
+  _globals['_CONVERSESPEAK']._serialized_end=456
+  _globals['_CONVERSEINTERRUPT']._serialized_start=458
+  _globals['_CONVERSEINTERRUPT']._serialized_end=477
+  _globals['_CONVERSEEVENT']._serialized_start=480
+  _globals['_CONVERSEEVENT']._serialized_end=760
+  _globals['_CONVERSEOPENED']._serialized_start=762
+  _globals['_CONVERSEOPENED']._serialized_end=818
+  _globals['_CONVERSEQUEUED']._serialized_start=820
+  _globals['_CONVERSEQUEUED']._serialized_end=871
+  _globals['_CONVERSESTATE']._serialized_start=873
+  _globals['_CONVERSESTATE']._serialized_end=977
+  _globals['_CONVERSEINTERRUPTED']._serialized_start=979
+  _globals['_CONVERSEINTERRUPTED']._serialized_end=1020
+  _globals['_CONVERSEERROR']._serialized_start=1022
+  _globals['_CONVERSEERROR']._serialized_end=1106
+  _globals['_SPEAKREQUEST']._serialized_start=1109
+  _globals['_SPEAKREQUEST']._serialized_end=1332
+  _globals['_LISTSUBJECTSREQUEST']._serialized_start=1334
+  _globals['_LISTSUBJECTSREQUEST']._serialized_end=1355
+  _globals['_LISTSUBJECTSRESPONSE']._serialized_start=1357
+  _globals['_LISTSUBJECTSRESPONSE']._serialized_end=1444
+  _globals['_GETSUBJECTREQUEST']._serialized_start=1446
+  _globals['_GETSUBJECTREQUEST']._serialized_end=1477
+  _globals['_AVATAR']._serialized_start=1480
+  _globals['_AVATAR']._serialized_end=1806
 # @@protoc_insertion_point(module_scope)

@@ -31,6 +31,11 @@ class AvatarStub(object):
                 request_serializer=talkinghead_dot_v1_dot_avatar__pb2.GetSubjectRequest.SerializeToString,
                 response_deserializer=talkinghead_dot_v1_dot_common__pb2.SubjectInfo.FromString,
                 )
+        self.Converse = channel.stream_stream(
+                '/talkinghead.v1.Avatar/Converse',
+                request_serializer=talkinghead_dot_v1_dot_avatar__pb2.ConverseRequest.SerializeToString,
+                response_deserializer=talkinghead_dot_v1_dot_avatar__pb2.ConverseEvent.FromString,
+                )
 
 
 class AvatarServicer(object):
@@ -56,6 +61,16 @@ class AvatarServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Converse(self, request_iterator, context):
+        """A live (WebRTC) session driven over gRPC, for systems that already hold a gRPC stream per
+        conversation: the first message opens the session with an SDP offer and the first event
+        is the answer; then speak and interrupt, with state events back. The media flows over
+        WebRTC; the session ends when the client closes its side of the stream (or cancels).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvatarServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +88,11 @@ def add_AvatarServicer_to_server(servicer, server):
                     servicer.GetSubject,
                     request_deserializer=talkinghead_dot_v1_dot_avatar__pb2.GetSubjectRequest.FromString,
                     response_serializer=talkinghead_dot_v1_dot_common__pb2.SubjectInfo.SerializeToString,
+            ),
+            'Converse': grpc.stream_stream_rpc_method_handler(
+                    servicer.Converse,
+                    request_deserializer=talkinghead_dot_v1_dot_avatar__pb2.ConverseRequest.FromString,
+                    response_serializer=talkinghead_dot_v1_dot_avatar__pb2.ConverseEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,5 +153,22 @@ class Avatar(object):
         return grpc.experimental.unary_unary(request, target, '/talkinghead.v1.Avatar/GetSubject',
             talkinghead_dot_v1_dot_avatar__pb2.GetSubjectRequest.SerializeToString,
             talkinghead_dot_v1_dot_common__pb2.SubjectInfo.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Converse(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/talkinghead.v1.Avatar/Converse',
+            talkinghead_dot_v1_dot_avatar__pb2.ConverseRequest.SerializeToString,
+            talkinghead_dot_v1_dot_avatar__pb2.ConverseEvent.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
