@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -29,6 +31,42 @@ from services.protos.talkinghead.v1 import avatar_pb2, avatar_pb2_grpc  # noqa: 
 
 TEXTS = ["Hello there, thanks for calling.", "How can I help you today?", "Your order ships tomorrow morning.",
          "Let me check that for you."]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_local_stack(workdir: Path) -> tuple[str, subprocess.Popen]:
+    """redis-server + tiny subject + Ray Serve; returns (grpc target, redis process)."""
+    import ray
+
+    from services.common.redis_store import RedisSubjectStore
+    from services.gateway import serving
+    from services.training.random_subject import random_subject
+
+    rport = _free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                              "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{rport}/0"
+    for _ in range(100):
+        try:
+            RedisSubjectStore(url).ping()
+            break
+        except Exception:  # noqa: BLE001
+            time.sleep(0.05)
+    RedisSubjectStore(url).push(random_subject("tiny-load", workdir))
+    gport = _free_port()
+    cfg = serving.adapt_config(serving.read_config(), gpus=serving.gpus_available(), http_port=_free_port(),
+                               grpc_port=gport, http_host="127.0.0.1",
+                               app_args={"redis_url": url, "limits": {"max_streams": 64}})
+    serving.prepare_local_ray(cfg)
+    ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, namespace="serve",
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    serving.start(cfg, wait_s=300)
+    return f"127.0.0.1:{gport}", redis
 
 
 def run_load(target: str, subject: str, streams: int, seconds: float, key: str | None) -> dict:
@@ -92,18 +130,23 @@ def main() -> int:
     ap.add_argument("--key", default=os.environ.get("TALKING_HEAD_API_KEY"), help="API key, if the server wants one")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = ap.parse_args()
-    if args.target is None:
-        from services.bench.grpc_stack import local_stack
-        from services.training.random_subject import random_subject
-
-        work = Path(tempfile.mkdtemp(prefix="th-load-"))
-        subject = args.subject or "tiny-load"
-        with local_stack(work, [random_subject("tiny-load", work)]) as target:
+    redis = None
+    try:
+        if args.target is None:
+            work = Path(tempfile.mkdtemp(prefix="th-load-"))
+            target, redis = start_local_stack(work)
+            subject = args.subject or "tiny-load"
             # one warm-up stream (subject load, first TTS call) outside the measurement
             run_load(target, subject, 1, 0.01, args.key)
-            result = run_load(target, subject, args.streams, args.seconds, args.key)
-    else:
-        result = run_load(args.target, args.subject or "demo", args.streams, args.seconds, args.key)
+        else:
+            target, subject = args.target, args.subject or "demo"
+        result = run_load(target, subject, args.streams, args.seconds, args.key)
+    finally:
+        if redis is not None:
+            from ray import serve
+
+            serve.shutdown()
+            redis.kill()
     print(json.dumps(result, indent=1))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

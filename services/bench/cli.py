@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, help="write the result JSON here")
     p.add_argument("--quick", action="store_true", help="smaller inputs (a smoke run, not for the record)")
     p.add_argument("--grpc", action="store_true",
-                   help="realtime stage: also stream over gRPC from a local Ray Serve stack (1 and 2 streams)")
+                   help="realtime stage: also stream over gRPC from a local `talking-head serve` (1 and 2 streams)")
     p.add_argument("--texts", choices=TEXT_SOURCES, default=None,
                    help="held-out sentences of the tts, denoise and encoder stages: natural (default) or "
                         "templates (the old grammar, for comparing with earlier figures)")

@@ -14,8 +14,8 @@ sentence on the encoder's own thread count and on the caller's (same sentences, 
 and `Pipeline.run` of the text into a fragmented-MP4 sink as gRPC `Speak` streams it:
 end-to-end RTF (wall seconds ÷ audio seconds), seconds from the request to the first
 rendered frames and to the first media chunk, and each stage's busy seconds (they overlap).
-With `grpc=True`, the same text streamed over gRPC `Speak` from a local Ray Serve stack
-(services.bench.grpc_stack) with 1 and 2 concurrent streams.
+With `grpc=True`, the same text streamed over gRPC `Speak` from `talking-head serve` on
+loopback (services.bench.grpc_stack) with 1 and 2 concurrent streams.
 """
 
 from __future__ import annotations
@@ -130,17 +130,16 @@ def speak(stages: Any, subject: str, text: str, runs: int = 2) -> dict[str, Any]
 
 
 def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
-    """`text` streamed over gRPC `Speak` from a local Ray Serve stack holding `subject`, with
-    each count of concurrent streams in turn (after one warm-up stream)."""
+    """`text` streamed over gRPC `Speak` from a local `talking-head serve` (subjects from the
+    local store), with each count of concurrent streams in turn (after one warm-up stream)."""
     import tempfile
     from pathlib import Path
 
-    from services.bench.grpc_stack import local_stack, speak_streams
-    from services.common.subject_store import LocalSubjectStore
+    from services.bench.grpc_stack import local_server, speak_streams
 
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="th-realtime-") as work, \
-            local_stack(Path(work), [LocalSubjectStore().load(subject)]) as target:
+    with tempfile.TemporaryDirectory(prefix="th-realtime-") as work, local_server(Path(work) / "serve.log") as target:
+        out["target"] = target
         speak_streams(target, subject, QUICK_SENTENCE, 1)  # subject loads, first TTS call
         for n in streams:
             runs = speak_streams(target, subject, text, n)
@@ -158,7 +157,7 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
         subject: str = "demo", grpc: bool = False) -> dict[str, Any]:
     """Run the benchmark on `threads` intra-op threads (default: this process's, i.e.
     $OMP_NUM_THREADS); write JSON to `json_path` when given. `grpc`: also stream the text
-    over gRPC from a local Ray Serve stack (about a minute to start)."""
+    over gRPC from a local `talking-head serve` (a minute or two to start)."""
     import json
 
     from services.common.audio import pad_to_frames, to_analysis_rate
