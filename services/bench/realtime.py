@@ -8,22 +8,32 @@ so both see the same machine load. Reported: frames per second of each and their
 (comparable across machines and loads; the absolute fps only with the load it was measured
 under), the fast path's PSNR against the full render (min and mean over the frames), and the
 fast path on a still pose (every frame after the first starts from the cached one).
+
+Then the whole chain, in this process with everything loaded: the encode RTF of each
+sentence on the encoder's own thread count and on the caller's (same sentences, in turns),
+and `Pipeline.run` of the text into a fragmented-MP4 sink as gRPC `Speak` streams it:
+end-to-end RTF (wall seconds ÷ audio seconds), seconds from the request to the first
+rendered frames and to the first media chunk, and each stage's busy seconds (they overlap).
+With `grpc=True`, the same text streamed over gRPC `Speak` from `talking-head serve` on
+loopback (services.bench.grpc_stack) with 1 and 2 concurrent streams.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
 from services.bench.common import header, peak_rss_mb
+from services.common.threads import intra_op_threads
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs back home across the green fields."
+#: Two sentences, 8.3 s with the bundled voice: sentence k+1 is spoken while k renders.
+TEXT = SENTENCE + " It was a sunny day, and everyone was happy."
 QUICK_SENTENCE = "Good morning to you."
 
 
@@ -31,16 +41,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two uint8 images (inf when identical)."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _timed(renderer: Any, *args: Any, **kwargs: Any) -> tuple[np.ndarray, float, float]:
@@ -81,10 +81,83 @@ def compare(renderer: Any, codes: np.ndarray, poses: np.ndarray, blinks: np.ndar
     }
 
 
+def encode_rtf(stages: Any, info: Any, clips: list[Any], lang: str = "en") -> dict[str, Any]:
+    """Encode RTF of `clips` (16 kHz sentences) on the encoder's own thread count and on the
+    caller's, in turns (sum of seconds ÷ sum of audio seconds)."""
+    svc, enc = stages.encoder, info.opened.audio_encoder
+    own = svc.threads
+    seconds = {"own": 0.0, "caller": 0.0}
+
+    def timed(clip: Any, count: int | None) -> float:
+        svc.threads = count
+        t0 = time.perf_counter()
+        svc.encode(clip, enc, info.fps, lang)
+        return time.perf_counter() - t0
+
+    try:
+        for count in (own, None):  # warm-up
+            timed(clips[0], count)
+        for clip in clips:
+            for name, count in (("own", own), ("caller", None)):
+                seconds[name] += timed(clip, count)
+    finally:
+        svc.threads = own
+    audio = sum(c.duration for c in clips)
+    return {"sentences": len(clips), "audio_seconds": round(audio, 3), "encoder_threads": own,
+            "rtf": seconds["own"] / audio, "rtf_caller_threads": seconds["caller"] / audio,
+            "caller_threads": torch.get_num_threads()}
+
+
+def speak(stages: Any, subject: str, text: str, runs: int = 2) -> dict[str, Any]:
+    """`Pipeline.run` of `text` into a fragmented-MP4 sink, `runs` times (median, and each run)."""
+    from services.gateway.pipeline import Pipeline
+    from services.gateway.request import SpeakRequest
+    from services.gateway.sinks import FragmentedMp4Sink
+
+    pipeline = Pipeline(stages)
+    each = []
+    for _ in range(runs):
+        sink = FragmentedMp4Sink(lambda chunk: None)
+        c0, t0 = time.process_time(), time.perf_counter()
+        res = pipeline.run(SpeakRequest(text=text, subject=subject, lang="en"), sink)
+        wall = time.perf_counter() - t0
+        each.append({"wall_s": wall, "cpu_s": time.process_time() - c0, "audio_s": res.seconds,
+                     "rtf": wall / res.seconds, "first_frame_s": res.times.first_frame,
+                     "first_chunk_s": res.times.first_chunk, "frames": res.frames, "sentences": res.sentences,
+                     "stage_busy_s": res.times.as_dict()})
+    keys = ("wall_s", "cpu_s", "rtf", "first_frame_s", "first_chunk_s")
+    return {**{k: statistics.median(r[k] for r in each) for k in keys}, "runs": each}
+
+
+def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """`text` streamed over gRPC `Speak` from a local `talking-head serve` (subjects from the
+    local store), with each count of concurrent streams in turn (after one warm-up stream)."""
+    import tempfile
+    from pathlib import Path
+
+    from services.bench.grpc_stack import local_server, speak_streams
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="th-realtime-") as work, local_server(Path(work) / "serve.log") as target:
+        out["target"] = target
+        speak_streams(target, subject, QUICK_SENTENCE, 1)  # subject loads, first TTS call
+        for n in streams:
+            runs = speak_streams(target, subject, text, n)
+            ok = [r for r in runs if "error" not in r]
+            out[f"streams_{n}"] = {
+                "streams": runs,
+                "errors": len(runs) - len(ok),
+                "first_chunk_s_max": max((r["first_chunk_s"] for r in ok), default=None),
+                "rtf_max": max((r["rtf"] for r in ok if r["rtf"] is not None), default=None),
+            }
+    return out
+
+
 def run(json_path: str | None = None, quick: bool = False, threads: int | None = None,
-        subject: str = "demo") -> dict[str, Any]:
+        subject: str = "demo", grpc: bool = False) -> dict[str, Any]:
     """Run the benchmark on `threads` intra-op threads (default: this process's, i.e.
-    $OMP_NUM_THREADS); write JSON to `json_path` when given."""
+    $OMP_NUM_THREADS); write JSON to `json_path` when given. `grpc`: also stream the text
+    over gRPC from a local `talking-head serve` (a minute or two to start)."""
     import json
 
     from services.common.audio import pad_to_frames, to_analysis_rate
@@ -96,25 +169,28 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
     renderer = info.opened.renderer if info.opened is not None else None
     if renderer is None or getattr(renderer, "fast", None) is None:
         raise RuntimeError(f"subject {subject!r} has no fast render path (an untrained subject?)")
-    text = QUICK_SENTENCE if quick else SENTENCE
-    codes = []
+    text = QUICK_SENTENCE if quick else TEXT
+    clips = []
     for speech in stages.sentences(text, "en", None):
         padded, _ = pad_to_frames(speech.audio, info.fps)
-        codes.append(stages.encode(info, to_analysis_rate(padded), "en"))
-    codes = np.concatenate(codes)
+        clips.append(to_analysis_rate(padded))
+    codes = np.concatenate([stages.encode(info, clip, "en") for clip in clips])
     if quick:
         codes = codes[:8]
     n = len(codes)
     poses, blinks = renderer.conditions(n, seed=0, start=0)
     threads = threads or torch.get_num_threads()
     load_before = os.getloadavg()
-    with _threads(threads), torch.inference_mode():
+    with intra_op_threads(threads), torch.inference_mode():
         other, _ = renderer.conditions(2, seed=0, start=len(renderer.pose_track) // 2)  # poses not measured below
         for exact in (True, False):  # warm up both paths
             list(renderer.render(codes[:2], other, blinks[:2], exact=exact))
         moving = compare(renderer, codes, poses, blinks)
         still_poses, still_blinks = renderer.conditions(n, static_pose=True, seed=0)
         still = compare(renderer, codes, still_poses, still_blinks)
+        encode = encode_rtf(stages, info, clips)
+        chain = speak(stages, subject, text, runs=1 if quick else 2)
+    streamed = grpc_streams(subject, text, streams=(1, 2)) if grpc else None
     result = {
         **header("realtime"),
         "quick": quick,
@@ -122,13 +198,18 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
         "size": list(renderer.size),
         "threads": threads,
         "bfloat16": native_bf16(),
-        "sentence_seconds": n / info.fps,
+        "sentence_seconds": n / info.fps,  # the rendered frames' (quick: the first 8)
         "load_avg_before": [round(v, 2) for v in load_before],
         "load_avg_after": [round(v, 2) for v in os.getloadavg()],
         "moving": moving,
         "still_pose": still,
+        "text": text,
+        "encode": encode,
+        "pipeline": chain,
         "peak_rss_mb": peak_rss_mb(),
     }
+    if streamed is not None:
+        result["grpc"] = streamed
     if json_path:
         with open(json_path, "w") as fh:
             json.dump(result, fh, indent=2, sort_keys=True)

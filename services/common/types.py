@@ -125,3 +125,16 @@ class FrameRenderer(Protocol):
         """uint8 [b, H, W, 3] frame batches, in order, for audio codes [N, D]; `exact`: no
         shortcuts (a kind with a fast path renders every ray)."""
         ...
+
+
+def render_batches(renderer: FrameRenderer, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray,
+                   frames_per_batch: int = 8, first_batch: int = 0, fps: float | None = None,
+                   exact: bool = False) -> Iterator[np.ndarray]:
+    """`renderer.render`'s batches, the first `first_batch` frames (when fewer than a batch)
+    as a batch of their own: the first frames of a stream exist sooner. Every frame is the
+    same as without the split."""
+    k = first_batch if 0 < first_batch < min(frames_per_batch, len(codes)) else 0
+    if k:
+        yield from renderer.render(codes[:k], poses[:k], blinks[:k], frames_per_batch=k, fps=fps, exact=exact)
+    yield from renderer.render(codes[k:], poses[k:], blinks[k:], frames_per_batch=frames_per_batch, fps=fps,
+                               exact=exact)

@@ -3,7 +3,8 @@
 `Mp4Muxer` is incremental: feed frame batches with the audio that spans them and take
 the bytes that are ready. In fragmented mode the first bytes are one self-contained
 init segment (ftyp + empty moov) and every later piece is whole fragments (moof + mdat),
-so a client can play chunks as they arrive; in file mode the result is a progressive
+so a client can play chunks as they arrive; each batch's fragment is closed by its own
+`add` (`services.common.fragment_flush`), so it is out as soon as its frames are; in file mode the result is a progressive
 mp4 with the index at the front (faststart). Both carry the provenance tags
 (`services.common.provenance`: synthetic, generator and version, creation time, plus the
 spec's `metadata`, e.g. the subject id) in the moov box.
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from services.common.errors import InvalidInput
+from services.common.fragment_flush import FragmentFlusher
 from services.common.provenance import is_labelled, provenance_tags
 from services.common.types import AudioClip
 
@@ -120,6 +122,8 @@ class Mp4Muxer:
         a.bit_rate = 64_000
         self._video, self._audio = v, a
         self._to_drop = 1024 if fragmented else 0  # FFmpeg's AAC encoder delay (initial_padding)
+        self._flusher = FragmentFlusher(self._container) if fragmented else None
+        self._muxed = 0  # packets handed to the container (its header is written by the first)
         self._n_frames = 0
         self._n_samples = 0
         self._closed = False
@@ -158,7 +162,7 @@ class Mp4Muxer:
             aframe.time_base = Fraction(1, self.spec.sample_rate)
             self._n_samples += samples.shape[1]
             for packet in self._audio.encode(aframe):
-                self._container.mux(packet)
+                self._mux(packet)
         for i, rgb in enumerate(frames):
             vframe = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             vframe.pts = self._n_frames
@@ -167,8 +171,16 @@ class Mp4Muxer:
                 vframe.pict_type = av.video.frame.PictureType.I  # each batch opens a fragment
             self._n_frames += 1
             for packet in self._video.encode(vframe):
-                self._container.mux(packet)
-        return self._sink.take() if self.fragmented else b""
+                self._mux(packet)
+        if not self.fragmented:
+            return b""
+        if self._muxed and self._flusher is not None:
+            self._flusher.flush()
+        return self._sink.take()
+
+    def _mux(self, packet: object) -> None:
+        self._container.mux(packet)
+        self._muxed += 1
 
     def finish(self) -> bytes:
         """Flush encoders and close; returns the remaining bytes (the whole file in file mode)."""
@@ -188,6 +200,22 @@ class Mp4Muxer:
         data = self._path.read_bytes()
         self._tmpdir.cleanup()
         return data
+
+
+def split_init(data: bytes) -> tuple[bytes, bytes]:
+    """(init segment, fragments) of a fragmented mp4's first bytes: the top-level boxes
+    before the first moof (or styp), and the rest."""
+    i = 0
+    while i + 8 <= len(data):
+        size, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
+        if kind in (b"moof", b"styp"):
+            break
+        if size == 1:
+            size = int.from_bytes(data[i + 8:i + 16], "big")
+        if size < 8:  # 0: to the end of the file
+            return data, b""
+        i += size
+    return data[:i], data[i:]
 
 
 def fit_audio(audio: np.ndarray, n_frames: int, fps: int, sample_rate: int) -> np.ndarray:

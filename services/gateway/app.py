@@ -96,10 +96,11 @@ class RemoteStages:
             clip16k, subject.fps, lang).result(), "encode")
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int, exact: bool = False) -> Iterator[np.ndarray]:
+               frames_per_batch: int, exact: bool = False, first_batch: int = 0) -> Iterator[np.ndarray]:
         # closing the result cancels the remote stream: the renderer stops when we stop early
         return stream_once_more(lambda: self._renderer.options(multiplexed_model_id=subject.id, stream=True)
-                                .render.remote(codes, static_pose, seed, start, frames_per_batch, exact), "render")
+                                .render.remote(codes, static_pose, seed, start, frames_per_batch, exact, first_batch),
+                                "render")
 
 
 def _error_response(exc: BaseException) -> Response:

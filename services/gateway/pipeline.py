@@ -1,9 +1,12 @@
 """The pipeline: text/audio → TTS → (denoise) → encoder → renderer → a frame sink.
 
-Sentence-level pipelining: a background thread reads sentence k+1 from the TTS stage while
-sentence k is encoded and rendered, so the first frames exist after one sentence, not the
-whole text. One `Pipeline` backs `talking-head say`, the HTTP API and gRPC `Speak`; its
-`Stages` are this process's services (`LocalStages`) or the Ray deployments (the app's).
+The stages overlap, each on a thread of its own: TTS makes sentence k+1 while sentence k
+is encoded (the encode thread runs one sentence ahead of the render), the render loop
+renders, and the mux thread encodes and delivers batch b while batch b+1 renders. The
+request's first frames are rendered as a small batch of their own, so the first chunk
+goes out as soon as they exist. One `Pipeline` backs `talking-head say`, the HTTP API and
+gRPC `Speak`; its `Stages` are this process's services (`LocalStages`) or the Ray
+deployments (the app's).
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ from services.common.types import AudioClip
 from services.common.video import VideoSpec
 from services.gateway.request import Limits, SpeakRequest, check_request
 from services.gateway.sinks import MediaSink
-from services.gateway.stages import LocalStages, Stages
+from services.gateway.stages import LocalStages, Stages, SubjectInfo
 
 #: Audio track rates AAC carries that TTS voices and uploads commonly have; others go to 16 kHz.
 _AAC_FRIENDLY = (16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
+#: Frames of a request's first render batch (when frames_per_chunk is larger): one per
+#: thread of a two-core render; the first chunk waits for these only.
+FIRST_BATCH_FRAMES = 2
 T = TypeVar("T")
 
 
@@ -37,6 +43,7 @@ class StageTimes:
     encode: float = 0.0
     render: float = 0.0
     mux: float = 0.0
+    first_frame: float | None = None  # seconds from the request to the first rendered frames
     first_chunk: float | None = None  # seconds from the request to the first media the sink delivered
 
     def as_dict(self) -> dict[str, float]:
@@ -56,7 +63,7 @@ class SpeakResult:
 _DONE = object()
 
 
-def _prefetch(items: Iterator[T], depth: int = 2) -> Iterator[tuple[T, float]]:
+def _prefetch(items: Iterator[T], depth: int = 2, name: str = "tts-prefetch") -> Iterator[tuple[T, float]]:
     """(item, seconds it took) from a thread that runs `depth` items ahead; re-raises its
     errors here. Closing the result stops the thread and closes `items`."""
     q: queue.Queue = queue.Queue(maxsize=depth)
@@ -84,7 +91,7 @@ def _prefetch(items: Iterator[T], depth: int = 2) -> Iterator[tuple[T, float]]:
         finally:
             _close(items)
 
-    threading.Thread(target=work, daemon=True, name="tts-prefetch").start()
+    threading.Thread(target=work, daemon=True, name=name).start()
     try:
         while True:
             item = q.get()
@@ -95,6 +102,68 @@ def _prefetch(items: Iterator[T], depth: int = 2) -> Iterator[tuple[T, float]]:
             yield item
     finally:
         stop.set()
+
+
+@dataclass
+class _Sentence:
+    """One sentence ready to render: its audio at the mux rate, its codes, stage seconds."""
+
+    samples: np.ndarray
+    rate: int
+    codes: np.ndarray
+    tts: float
+    denoise: float
+    encode: float
+
+
+class _MuxThread:
+    """`sink.write` of each batch on a thread of its own, in order: batch b is encoded and
+    delivered while batch b+1 renders. A write error is raised by the next `write` or by
+    `finish`; `stop` drops what is still queued."""
+
+    def __init__(self, sink: MediaSink, progress: Callable[[int, int], None] | None, depth: int = 2) -> None:
+        self._sink, self._progress = sink, progress
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._dropping = False
+        self.seconds = 0.0
+        self.frames = 0
+        self._thread = threading.Thread(target=self._work, daemon=True, name="mux")
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not _DONE:
+            if self._error is not None or self._dropping:
+                continue
+            frames, audio = item
+            t0 = time.perf_counter()
+            try:
+                self._sink.write(frames, audio)
+                self.frames += len(frames)
+                if self._progress is not None:
+                    self._progress(len(frames), self.frames)
+            except BaseException as exc:  # noqa: BLE001 - raised on the pipeline's thread
+                self._error = exc
+            self.seconds += time.perf_counter() - t0
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, frames: np.ndarray, audio: np.ndarray) -> None:
+        self._raise()
+        self._queue.put((frames, audio))
+
+    def finish(self) -> None:
+        """Wait until every batch is written; raise the first write error."""
+        self.stop(drop=False)
+        self._raise()
+
+    def stop(self, drop: bool = True) -> None:
+        if self._thread.is_alive():
+            self._dropping = drop
+            self._queue.put(_DONE)
+            self._thread.join()
 
 
 class Pipeline:
@@ -114,10 +183,36 @@ class Pipeline:
         sentences = self.stages.sentences(req.text, req.lang, req.voice)
         return _prefetch(_audio_of(sentences))
 
+    def _prepared(self, req: SpeakRequest, subject: SubjectInfo) -> Iterator[_Sentence]:
+        """Each sentence padded to whole frames, resampled once to 16 kHz (optionally
+        denoised) and encoded, as the TTS delivers it."""
+        speech = self._speech(req)
+        try:
+            for clip, tts_s in speech:
+                mux_rate = clip.sample_rate if clip.sample_rate in _AAC_FRIENDLY else 16_000
+                # Pad the sentence to whole frames so every sentence starts on a frame boundary.
+                padded, frames_here = pad_to_frames(
+                    AudioClip(resample(clip.samples, clip.sample_rate, mux_rate), mux_rate), subject.fps)
+                analysis = to_analysis_rate(padded)  # the one resampling to 16 kHz
+                denoise_s = 0.0
+                if req.denoise:
+                    t0 = time.perf_counter()
+                    analysis = self.stages.enhance(analysis)
+                    denoise_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                codes = self.stages.encode(subject, analysis, req.lang)
+                encode_s = time.perf_counter() - t0
+                if len(codes) != frames_here:
+                    raise InvalidInput(f"encoder gave {len(codes)} codes for {frames_here} frames")
+                yield _Sentence(padded.samples, mux_rate, codes, tts_s, denoise_s, encode_s)
+        finally:
+            _close(speech)
+
     def run(self, req: SpeakRequest, sink: MediaSink, cancelled: Callable[[], bool] | None = None,
             progress: Callable[[int, int], None] | None = None) -> SpeakResult:
-        """Say one request into `sink`; counts and stage times. `cancelled` is polled between
-        frame batches (Cancelled is raised); `progress(frames in batch, frames so far)`."""
+        """Say one request into `sink`; counts and stage times (seconds each stage was busy;
+        they overlap). `cancelled` is polled between frame batches (Cancelled is raised);
+        `progress(frames in batch, frames so far)` is called from the mux thread."""
         req = check_request(req, self.limits)
         t_start = time.perf_counter()
         times = StageTimes()
@@ -133,27 +228,16 @@ class Pipeline:
             if cancelled is not None and cancelled():
                 raise Cancelled("request cancelled")
 
-        speech = self._speech(req)
+        prepared = _prefetch(self._prepared(req, subject), depth=1, name="encode")
+        mux = _MuxThread(sink, progress)
         try:
-            for clip, tts_s in speech:
-                times.tts += tts_s
+            for sent, _ in prepared:
+                times.tts += sent.tts
+                times.denoise += sent.denoise
+                times.encode += sent.encode
                 sentences += 1
                 check_cancel()
-                # Pad the sentence to whole frames so every sentence starts on a frame boundary.
-                mux_rate = clip.sample_rate if clip.sample_rate in _AAC_FRIENDLY else 16_000
-                padded, frames_here = pad_to_frames(
-                    AudioClip(resample(clip.samples, clip.sample_rate, mux_rate), mux_rate), fps)
-                samples = padded.samples
-                analysis = to_analysis_rate(padded)  # the one resampling to 16 kHz
-                if req.denoise:
-                    t0 = time.perf_counter()
-                    analysis = self.stages.enhance(analysis)
-                    times.denoise += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                codes = self.stages.encode(subject, analysis, req.lang)
-                times.encode += time.perf_counter() - t0
-                if len(codes) != frames_here:
-                    raise InvalidInput(f"encoder gave {len(codes)} codes for {frames_here} frames")
+                samples, mux_rate = sent.samples, sent.rate
                 if spec is None:
                     spec = VideoSpec(width=w, height=h, fps=int(round(fps)), sample_rate=mux_rate,
                                      metadata={"subject": req.subject})
@@ -163,33 +247,35 @@ class Pipeline:
                     mux_rate = spec.sample_rate
                 start = 0
                 t0 = time.perf_counter()
-                batches = self.stages.render(subject, codes, req.static_pose, seed=req.seed + sentences,
+                batches = self.stages.render(subject, sent.codes, req.static_pose, seed=req.seed + sentences,
                                              start=pose_offset + n_frames, frames_per_batch=req.frames_per_chunk,
-                                             exact=req.exact)
+                                             exact=req.exact, first_batch=FIRST_BATCH_FRAMES if n_frames == 0 else 0)
                 try:
                     for batch in batches:
                         t1 = time.perf_counter()
                         times.render += t1 - t0
+                        if times.first_frame is None:
+                            times.first_frame = t1 - t_start
                         check_cancel()
                         end = start + len(batch)
                         a0, a1 = int(round(start * mux_rate / fps)), int(round(end * mux_rate / fps))
-                        sink.write(batch, samples[a0:a1])
+                        mux.write(batch, samples[a0:a1])
                         n_frames += len(batch)
                         start = end
-                        times.mux += time.perf_counter() - t1
-                        if progress is not None:
-                            progress(len(batch), n_frames)
                         t0 = time.perf_counter()
                 finally:
                     _close(batches)
             if spec is None:
                 raise InvalidInput("nothing to say")
+            mux.finish()
             t1 = time.perf_counter()
             sink.close(complete=True)
             complete = True
             times.mux += time.perf_counter() - t1
         finally:
-            _close(speech)
+            _close(prepared)
+            mux.stop()
+            times.mux += mux.seconds
             if spec is not None and not complete:
                 sink.close(complete=False)
         if sink.first_media_at is not None:

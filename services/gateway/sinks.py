@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from services.common.video import Mp4Muxer, VideoSpec
+from services.common.video import Mp4Muxer, VideoSpec, split_init
 
 
 class MediaSink(Protocol):
@@ -74,7 +74,8 @@ class Mp4FileSink:
 
 
 class FragmentedMp4Sink:
-    """Fragmented-MP4 chunks handed to `on_chunk` as soon as a frame batch is encoded."""
+    """Fragmented-MP4 chunks handed to `on_chunk` as soon as a frame batch is encoded: the
+    init segment, then one chunk per batch (its fragment)."""
 
     def __init__(self, on_chunk: Callable[[Chunk], None]) -> None:
         self._on_chunk = on_chunk
@@ -99,6 +100,9 @@ class FragmentedMp4Sink:
     def write(self, frames: np.ndarray, audio: np.ndarray) -> None:
         assert self._muxer is not None, "open the sink first"
         data = self._muxer.add(frames, audio)
+        if self._chunks == 0:  # the first batch's bytes hold the init segment, then its fragment
+            init, data = split_init(data)
+            self._emit(init)
         self._frames += len(frames)
         self._emit(data)
 

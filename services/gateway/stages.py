@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from services.common.types import AudioClip, Speech
+from services.common.types import AudioClip, Speech, render_batches
 from services.gateway.subjects import BundleSource, OpenSubject, SubjectCache
 
 
@@ -45,9 +45,10 @@ class Stages(Protocol):
         ...
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int, exact: bool = False) -> Iterator[np.ndarray]:
+               frames_per_batch: int, exact: bool = False, first_batch: int = 0) -> Iterator[np.ndarray]:
         """uint8 [b, H, W, 3] frame batches; closing the iterator stops the render. `exact`:
-        every ray of every frame (no fast render path)."""
+        every ray of every frame (no fast render path); `first_batch` > 0: the first frames
+        in a smaller batch of their own (services.common.types.render_batches)."""
         ...
 
 
@@ -119,7 +120,7 @@ class LocalStages:
         return self.encoder.encode(clip16k, self._opened(subject).audio_encoder, subject.fps, lang=lang).codes
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int, exact: bool = False) -> Iterator[np.ndarray]:
+               frames_per_batch: int, exact: bool = False, first_batch: int = 0) -> Iterator[np.ndarray]:
         r = self._opened(subject).renderer
         poses, blinks = r.conditions(len(codes), static_pose, seed=seed, start=start)
-        return r.render(codes, poses, blinks, frames_per_batch=frames_per_batch, fps=subject.fps, exact=exact)
+        return render_batches(r, codes, poses, blinks, frames_per_batch, first_batch, fps=subject.fps, exact=exact)

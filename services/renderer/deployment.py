@@ -21,6 +21,7 @@ from ray import serve
 from services.common.errors import InvalidInput, RateMismatch
 from services.common.rpc import grpc_method
 from services.common.subject_source import SubjectSource
+from services.common.types import render_batches
 from services.common.wire import codes_from_proto
 from services.protos.talkinghead.v1 import common_pb2
 
@@ -78,23 +79,26 @@ class RendererDeployment:
                 "load_seconds": 0.0 if hit else time.perf_counter() - t0}
 
     async def render(self, codes: np.ndarray, static_pose: bool = False, seed: int = 0, start: int = 0,
-                     frames_per_batch: int = 0, exact: bool = False):
+                     frames_per_batch: int = 0, exact: bool = False, first_batch: int = 0):
         """Stream uint8 [b, H, W, 3] batches for codes [N, 64] (the multiplexed subject);
-        `exact`: every ray of every frame (no fast render path)."""
+        `exact`: every ray of every frame (no fast render path); `first_batch` > 0: the first
+        frames in a smaller batch of their own."""
         s, _ = await self._subject()
-        async for frames in self._stream(s, codes, static_pose, seed, start, frames_per_batch, exact=exact):
+        async for frames in self._stream(s, codes, static_pose, seed, start, frames_per_batch, exact=exact,
+                                         first_batch=first_batch):
             yield frames
 
     async def _stream(self, s: Any, codes: np.ndarray, static_pose: bool, seed: int, start: int,
                       frames_per_batch: int,
-                      poses: np.ndarray | None = None, blinks: np.ndarray | None = None, exact: bool = False):
+                      poses: np.ndarray | None = None, blinks: np.ndarray | None = None, exact: bool = False,
+                      first_batch: int = 0):
         codes = np.array(codes, dtype=np.float32)  # arrays from Ray's object store are read-only
         if poses is None or blinks is None:
             p, b = s.conditions(len(codes), static_pose, seed=seed, start=start)
             poses = p if poses is None else poses
             blinks = b if blinks is None else blinks
-        it = s.render(codes, poses, blinks, frames_per_batch=frames_per_batch or self.frames_per_batch, fps=s.fps,
-                      exact=exact)
+        it = render_batches(s, codes, poses, blinks, frames_per_batch or self.frames_per_batch, first_batch,
+                            fps=s.fps, exact=exact)
         self.stats_["active_renders"] += 1
         try:
             while True:  # one batch per thread hop: cancellation lands between batches

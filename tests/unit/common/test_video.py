@@ -8,7 +8,8 @@ import pytest
 from services.common.errors import InvalidInput
 from services.common.provenance import SYNTHETIC_LABEL, is_labelled, package_version
 from services.common.types import AudioClip
-from services.common.video import Mp4Muxer, VideoSpec, fit_audio, frames_for_duration, probe_mp4, write_mp4
+from services.common.video import (Mp4Muxer, VideoSpec, fit_audio, frames_for_duration, probe_mp4, split_init,
+                                   write_mp4)
 
 
 def _frames(n: int, h: int = 64, w: int = 96) -> np.ndarray:
@@ -43,7 +44,10 @@ def test_fragmented_chunks_concatenate_to_a_playable_mp4():
     for i in range(0, n, batch):
         chunks.append(m.add(frames[i:i + batch], audio[i * per:(i + batch) * per]))
     chunks.append(m.finish())
-    assert chunks[0][4:8] == b"ftyp" and b"moov" in chunks[0][:2000] and b"moof" not in chunks[0]
+    init, first = split_init(chunks[0])
+    assert init[4:8] == b"ftyp" and b"moov" in init and b"moof" not in init
+    # every batch's fragment comes out of its own add, not the next one's
+    assert first[4:8] == b"moof" and all(c[4:8] == b"moof" for c in chunks[1:-1])
     later = [c for c in chunks[1:] if c]
     assert later and all(c[4:8] in (b"moof", b"styp", b"mfra") for c in later)
     info = probe_mp4(b"".join(chunks))
@@ -86,8 +90,8 @@ def _write_file_and_fragments(tmp_path, metadata):
     m.add(_frames(n), audio)
     m.finish()
     m = Mp4Muxer(spec, fragmented=True)
-    init = m.add(_frames(n), audio)
-    return tmp_path / "file.mp4", init, init + m.finish()
+    first = m.add(_frames(n), audio)
+    return tmp_path / "file.mp4", split_init(first)[0], first + m.finish()
 
 
 def test_every_mp4_is_labelled_synthetic_in_file_mode_and_in_the_init_segment(tmp_path):
@@ -111,3 +115,11 @@ def test_the_label_cannot_be_replaced_and_tags_are_checked(tmp_path):
     with pytest.raises(InvalidInput, match="metadata tag"):
         Mp4Muxer(VideoSpec(96, 64, metadata={"bad key": "x"}))
     assert not is_labelled({"comment": "a real recording"})
+
+
+def test_split_init_at_the_first_fragment():
+    m = Mp4Muxer(VideoSpec(96, 64, 25, 16_000), fragmented=True)
+    data = m.add(_frames(3), np.zeros(1920, np.float32))
+    init, rest = split_init(data)
+    assert init + rest == data and init[4:8] == b"ftyp" and rest[4:8] == b"moof"
+    assert split_init(init) == (init, b"")

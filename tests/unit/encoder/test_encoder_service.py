@@ -75,3 +75,23 @@ def test_an_encoder_trained_in_phone_space_gets_phone_space_features(service):
     units_enc = build_encoder(EncoderConfig(variant="content", content_dim=dim)).eval()
     with pytest.raises(InvalidInput, match="content features"):
         service.encode(_clip(0.8, 16000), units_enc)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_encode_runs_on_its_own_thread_count(tiny_ctc_dir, threads):
+    """Every op of an encode (content model and audio encoder) sees the service's thread
+    count; the caller's count is back afterwards."""
+    svc = EncoderService(tiny_ctc_dir, threads=threads)
+    enc = _encoder(svc)
+    seen = []
+    for module in (svc.content_model.model, enc):
+        module.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        svc.encode(_clip(0.5, 16000), enc, lang="en")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [threads, threads]
+

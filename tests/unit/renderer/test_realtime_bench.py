@@ -23,3 +23,8 @@ def test_quick_realtime_benchmark_writes_json(tmp_path: Path) -> None:
         assert r["psnr_min_db"] >= 38 and r["psnr_mean_db"] >= r["psnr_min_db"]
         assert 0 < r["fast_rays_per_pixel"] < 1
     assert result["still_pose"]["fast_rays_per_pixel"] < result["moving"]["fast_rays_per_pixel"]
+    enc = result["encode"]
+    assert enc["encoder_threads"] == 1 and enc["rtf"] > 0 and enc["rtf_caller_threads"] > 0
+    chain = result["pipeline"]
+    assert 0 < chain["first_frame_s"] <= chain["first_chunk_s"] < chain["wall_s"] and chain["rtf"] > 0
+    assert chain["runs"][0]["frames"] > 0 and result["peak_rss_mb"] > 0 and "grpc" not in result
