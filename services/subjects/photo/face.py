@@ -63,9 +63,14 @@ def read_photo(path: str | Path) -> np.ndarray:
 def head_angles(mesh_px: np.ndarray, focal: float, cx: float, cy: float) -> tuple[float, float]:
     """(yaw, pitch) in degrees of the head in a picture: 0 facing the camera."""
     rvec, _, _ = photo_pose(mesh_px, focal, cx, cy)
+    return rotation_angles(Rotation.from_rotvec(rvec).as_matrix())
+
+
+def rotation_angles(head_to_camera: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) in degrees of a head → OpenCV camera rotation [3,3]."""
     # head frame (x right, y up, z toward the camera) → OpenCV camera: a frontal head is a half
     # turn about x; what is left over is the head's own turn
-    rel = Rotation.from_rotvec([np.pi, 0.0, 0.0]).inv() * Rotation.from_rotvec(rvec)
+    rel = Rotation.from_rotvec([np.pi, 0.0, 0.0]).inv() * Rotation.from_matrix(head_to_camera)
     pitch, yaw, _ = rel.as_euler("xyz", degrees=True)
     return float(yaw), float(pitch)
 

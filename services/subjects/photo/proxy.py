@@ -141,9 +141,13 @@ class PhotoHead:
         proj = cam[:, :2] / cam[:, 2:3] * self.focal + self._c
         return proj, cam[:, 2]
 
+    def head_to_camera(self, state: PhotoState) -> np.ndarray:
+        """The head → OpenCV camera rotation [3,3] of a state."""
+        return self._motion_matrix(state) @ self.r_h2c
+
     def c2w(self, state: PhotoState) -> np.ndarray:
         """Camera-to-head (OpenGL, metres: the dataset convention) for a state."""
-        r = self._motion_matrix(state) @ self.r_h2c
+        r = self.head_to_camera(state)
         return to_c2w(Rotation.from_matrix(r).as_rotvec()[None], self.tvec[None])[0]
 
     def c2w_rest(self) -> np.ndarray:
