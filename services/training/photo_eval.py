@@ -62,11 +62,25 @@ def pose_turns(head: Any) -> dict[str, float]:
     return {"photo": 0.0, "mirrored": float(mirror), "yaw+15": float(turn), "yaw-15": float(-turn)}
 
 
-def _face_mask(head: Any) -> np.ndarray:
+def _face_masks(head: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the face outline, the same without the lips and a margin around them, the face above
+    the upper lip: what no mouth opening moves) on the photo."""
+    import cv2
+
+    from services.subjects.photo.articulate import OUTER_LOWER, OUTER_UPPER
     from services.subjects.prepare.landmarks import FACE_OVAL
     from services.subjects.prepare.parsing import polygon_mask
 
-    return polygon_mask(head.face.image.shape[:2], head.face.mesh[FACE_OVAL, :2] - 0.5)
+    shape, mesh = head.face.image.shape[:2], head.face.mesh[:, :2] - 0.5
+    face = polygon_mask(shape, mesh[FACE_OVAL])
+    lips = polygon_mask(shape, np.concatenate([mesh[OUTER_UPPER], mesh[OUTER_LOWER][::-1]]))
+    r = max(1, int(round(0.04 * head.rig.face_h)))
+    lips = cv2.dilate(lips.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    grid = np.stack([xx.reshape(-1), yy.reshape(-1)], -1).astype(np.float64)
+    u, v = head.rig.local(grid)
+    upper = (v < np.minimum(head.rig.seam(u), 0) - r).reshape(shape)
+    return face, face & ~lips.astype(bool), face & upper & ~lips.astype(bool)
 
 
 def identity_scores(frame: np.ndarray, photo: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -103,8 +117,10 @@ def _delta(a: float | None, b: float | None) -> float | None:
 
 
 def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, texts: list[str] | None = None,
-                   progress: bool = True) -> dict[str, Any]:
-    """The subject `subject_id` made from `photo`: identity, lip motion and pose robustness."""
+                   progress: bool = True, sheet: Path | None = None) -> dict[str, Any]:
+    """The subject `subject_id` made from `photo`: identity, lip motion and pose robustness.
+    `sheet`: also write a PNG of the photo, the neutral frames and, per pose, the subject's
+    and the proxy's frame where the visemes open the mouth widest."""
     from tqdm import tqdm
 
     from services.subjects.photo.dataset import photo_head
@@ -132,12 +148,18 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
     rest = renderer_poses(head.c2w_rest()[None]).numpy()
     neutral = next(iter(renderer.render(codes[len(codes) // 2:][:1], rest, np.zeros(1, np.float32),
                                         frames_per_batch=1, fps=fps)))[0]
-    mask = _face_mask(head)
+    face, no_mouth, upper = _face_masks(head)
     photo_open = head.rig.gap0 / max(head.rig.gap(1.0), 1e-6)
-    proxy_neutral = head.render(PhotoState(open=photo_open))[0]
-    identity = {"subject": identity_scores(neutral, head.face.image, mask),
-                "proxy": identity_scores(proxy_neutral, head.face.image, mask),
-                "face_pixels": int(mask.sum())}
+    proxy_photo = head.render(PhotoState(open=photo_open))[0]
+    proxy_rest = head.render(PhotoState())[0]
+    identity = {"subject": identity_scores(neutral, head.face.image, face),
+                "subject_without_mouth": identity_scores(neutral, head.face.image, no_mouth),
+                "proxy_at_photo_opening": identity_scores(proxy_photo, head.face.image, face),
+                "proxy_rest": identity_scores(proxy_rest, head.face.image, face),
+                "proxy_rest_without_mouth": identity_scores(proxy_rest, head.face.image, no_mouth),
+                "subject_upper_face": identity_scores(neutral, head.face.image, upper),
+                "proxy_rest_upper_face": identity_scores(proxy_rest, head.face.image, upper),
+                "face_pixels": int(face.sum())}
     seconds["identity"] = time.perf_counter() - t
 
     # speech, codes and viseme tracks
@@ -157,6 +179,8 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
 
     turns = pose_turns(head)
     poses: dict[str, Any] = {}
+    widest = int(np.argmax(viseme))
+    shown = [head.face.image, neutral, proxy_rest]
     t = time.perf_counter()
     for name in tqdm(POSE_NAMES, desc="poses", unit="pose", disable=not progress):
         state = PhotoState(yaw=turns[name])
@@ -169,11 +193,14 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
                                           for o, r in zip(opening, rounding)]))
         entry = {"turn_deg": round(float(np.degrees(turns[name])), 2)}
         for who, frames in (("subject", np.concatenate(subject_frames)), ("proxy", np.concatenate(proxy_frames))):
+            shown.append(frames[widest])
             gap, found = _gaps(frames)
             entry[who] = _pose_scores(gap, found, viseme)
         poses[name] = entry
     seconds["poses"] = time.perf_counter() - t
 
+    if sheet is not None:
+        _write_sheet(sheet, shown, size)
     deltas = {who: {m: _delta(poses["photo"][who][m], poses["mirrored"][who][m]) for m in ("mouth_corr", "mean_gap_px")}
               for who in ("subject", "proxy")}
     sub = poses["photo"]["subject"]
@@ -192,3 +219,25 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
             "frames": int(len(viseme)), "identity": identity, "mouth_corr": sub["mouth_corr"],
             "poses": poses, "mirrored_delta": deltas, "goals": goals,
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def _write_sheet(path: Path, frames: list[np.ndarray], size: int) -> None:
+    """Row 1: photo, subject neutral, proxy rest; then per pose subject | proxy at the widest viseme."""
+    from PIL import Image, ImageDraw
+
+    labels = ["photo", "subject, silence", "proxy, rest"] + [f"{who}, {pose}" for pose in POSE_NAMES
+                                                            for who in ("subject", "proxy")]
+    cols = 4
+    rows = -(-len(frames) // cols)
+    out = Image.new("RGB", (cols * size, rows * (size + 16)), "white")
+    draw = ImageDraw.Draw(out)
+    order = frames[:3] + [None] + frames[3:]
+    names = labels[:3] + [""] + labels[3:]
+    for k, (frame, name) in enumerate(zip(order, names)):
+        if frame is None:
+            continue
+        x, y = (k % cols) * size, (k // cols) * (size + 16)
+        out.paste(Image.fromarray(frame), (x, y + 16))
+        draw.text((x + 4, y + 2), name, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.save(path)
