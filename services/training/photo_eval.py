@@ -119,8 +119,8 @@ def _delta(a: float | None, b: float | None) -> float | None:
 def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, texts: list[str] | None = None,
                    progress: bool = True, sheet: Path | None = None) -> dict[str, Any]:
     """The subject `subject_id` made from `photo`: identity, lip motion and pose robustness.
-    `sheet`: also write a PNG of the photo, the neutral frames and, per pose, the subject's
-    and the proxy's frame where the visemes open the mouth widest."""
+    `sheet`: also write a PNG of the neutral frames and, per pose, the subject's and the
+    proxy's frame where the visemes open the mouth widest."""
     from tqdm import tqdm
 
     from services.subjects.photo.dataset import photo_head
@@ -180,7 +180,7 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
     turns = pose_turns(head)
     poses: dict[str, Any] = {}
     widest = int(np.argmax(viseme))
-    shown = [head.face.image, neutral, proxy_rest]
+    shown = [neutral, proxy_rest]
     t = time.perf_counter()
     for name in tqdm(POSE_NAMES, desc="poses", unit="pose", disable=not progress):
         state = PhotoState(yaw=turns[name])
@@ -222,17 +222,18 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
 
 
 def _write_sheet(path: Path, frames: list[np.ndarray], size: int) -> None:
-    """Row 1: photo, subject neutral, proxy rest; then per pose subject | proxy at the widest viseme."""
+    """Row 1: subject neutral, proxy rest; then per pose subject | proxy at the widest viseme
+    (the photo itself is left out: the sheet may go where the photo may not)."""
     from PIL import Image, ImageDraw
 
-    labels = ["photo", "subject, silence", "proxy, rest"] + [f"{who}, {pose}" for pose in POSE_NAMES
-                                                            for who in ("subject", "proxy")]
+    labels = ["subject, silence", "proxy, rest"] + [f"{who}, {pose}" for pose in POSE_NAMES
+                                                    for who in ("subject", "proxy")]
     cols = 4
-    rows = -(-len(frames) // cols)
+    order: list[np.ndarray | None] = frames[:2] + [None, None] + frames[2:]
+    names = labels[:2] + ["", ""] + labels[2:]
+    rows = -(-len(order) // cols)
     out = Image.new("RGB", (cols * size, rows * (size + 16)), "white")
     draw = ImageDraw.Draw(out)
-    order = frames[:3] + [None] + frames[3:]
-    names = labels[:3] + [""] + labels[3:]
     for k, (frame, name) in enumerate(zip(order, names)):
         if frame is None:
             continue

@@ -24,7 +24,6 @@ from services.common.types import VIDEO_FPS, Speech
 from services.subjects import raycast as rc
 from services.subjects.layout import LABEL_BG, LABEL_HEAD, LABEL_TORSO
 from services.subjects.oracle import FrameMeta, HeadMotion, OracleFrame
-from services.subjects.oracle_scene import FaceState
 from services.subjects.photo.articulate import INNER_LOWER, INNER_UPPER, OUTER_LOWER, OUTER_UPPER, FaceRig
 from services.subjects.photo.face import PhotoFace
 from services.subjects.photo.interior import MouthColours, paint_interior
