@@ -164,3 +164,22 @@ def test_cli_non_image_is_one_line_and_exit_2(preprocess_extra, tmp_path) -> Non
                        env={**__import__("os").environ, "TALKING_HEAD_HOME": str(tmp_path / "home")})
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "not a picture file" in r.stderr
     assert not (tmp_path / "home" / "subjects").exists()
+
+
+@pytest.mark.slow
+def test_from_photo_end_to_end_tiny(astronaut, tmp_path, monkeypatch) -> None:
+    """photo → dataset → tiny training → a stored subject; a second run is refused, nothing half-made."""
+    from services.common.subject_store import LocalSubjectStore
+    from services.training.photo_subject import FromPhotoConfig, from_photo
+
+    monkeypatch.setenv("TALKING_HEAD_HOME", str(tmp_path / "home"))
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(path)
+    config = FromPhotoConfig(minutes=0.05, preset="tiny", zh_fraction=0.0)
+    version, timings = from_photo(path, "astro", config, progress=False)
+    manifest = LocalSubjectStore().manifest("astro")
+    assert version.is_dir() and manifest["training"]["frames"] > 50 and manifest.get("oracle") is None
+    assert set(timings) >= {"proxy_s", "tts_s", "render_s", "train_s"}
+    assert not list((tmp_path / "home" / "datasets").glob("*.partial"))
+    with pytest.raises(InvalidInput, match="already exists"):
+        from_photo(path, "astro", config, progress=False)
