@@ -10,8 +10,6 @@ it. The lips' rest is closed: a photo whose mouth is open is closed by the same 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from services.subjects.prepare.parsing import face_axes
@@ -49,39 +47,25 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-@dataclass
 class FaceRig:
-    """The articulation of one photo's face. Built from its FaceMesh points [478,≥2]
-    (grid coordinates: pixel centres at integers)."""
+    """The articulation of one photo's face, from its FaceMesh points [478,≥2] (grid
+    coordinates: pixel centres at integers)."""
 
-    origin: np.ndarray  #: mouth centre (grid px)
-    right: np.ndarray
-    down: np.ndarray
-    face_h: float
-    half_width: float  #: outer-lip half width (px)
-    inner_half: float  #: inner-lip half width
-    chin_v: float
-
-    @classmethod
-    def from_mesh(cls, mesh: np.ndarray) -> "FaceRig":
+    def __init__(self, mesh: np.ndarray) -> None:
         p = np.asarray(mesh, np.float64)[:, :2]
-        _, right, down, face_h, _ = face_axes(p)
-        origin = (p[13] + p[14]) / 2
-        rig = cls(origin, right, down, face_h, 0.0, 0.0, 0.0)
-        u, v = rig.local(p)
-        rig.half_width = float(abs(u[291] - u[61]) / 2)
-        rig.inner_half = float(abs(u[308] - u[78]) / 2)
-        rig.chin_v = float(v[_CHIN])
-        rig._u, rig._v = u, v
-        rig._upper = _curve(u[INNER_UPPER], v[INNER_UPPER])
-        rig._lower = _curve(u[INNER_LOWER], v[INNER_LOWER])
-        rig._mid_u = float((u[78] + u[308]) / 2)
-        rig.gap0 = float(max(v[14] - v[13], 0.0))  # the photo's own opening at the centre
-        rig._eyes = []
-        for up, lo in EYES:
-            rig._eyes.append((float(min(u[up].min(), u[lo].min())), float(max(u[up].max(), u[lo].max())),
-                              _curve(u[up], v[up]), _curve(u[lo], v[lo]), float(np.ptp(u[up]))))
-        return rig
+        _, self.right, self.down, self.face_h, _ = face_axes(p)
+        self.origin = (p[13] + p[14]) / 2  #: the mouth centre
+        u, v = self.local(p)
+        self.half_width = float(abs(u[291] - u[61]) / 2)  #: outer lips
+        self.inner_half = float(abs(u[308] - u[78]) / 2)
+        self.chin_v = float(v[_CHIN])
+        self._upper = _curve(u[INNER_UPPER], v[INNER_UPPER])
+        self._lower = _curve(u[INNER_LOWER], v[INNER_LOWER])
+        self._mid_u = float((u[78] + u[308]) / 2)
+        self.gap0 = float(max(v[14] - v[13], 0.0))  #: the photo's own opening at the centre (px)
+        #: per eye: (u from, u to, upper lid v(u), lower lid v(u), eye width)
+        self._eyes = [(float(min(u[up].min(), u[lo].min())), float(max(u[up].max(), u[lo].max())),
+                       _curve(u[up], v[up]), _curve(u[lo], v[lo]), float(np.ptp(u[up]))) for up, lo in EYES]
 
     # -- coordinates -------------------------------------------------------------------------
     def local(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +143,3 @@ class FaceRig:
                 span = np.maximum(vl - vu, 1e-6)
                 v2 = np.where(ball, vu2 + (v - vu) * (vl - vu2) / span, v2)
         return self.image(u + du, v2), push
-
-    # -- contours in the photo (for the interior and its colours) -----------------------------
-    def inner_contours(self, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = np.asarray(mesh)[:, :2]
-        return p[INNER_UPPER], p[INNER_LOWER]

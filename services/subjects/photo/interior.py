@@ -21,8 +21,7 @@ class MouthColours:
     teeth: np.ndarray
 
     @classmethod
-    def from_photo(cls, image: np.ndarray, lips: np.ndarray, skin: np.ndarray,
-                   photo_teeth: np.ndarray | None) -> "MouthColours":
+    def from_photo(cls, lips: np.ndarray, skin: np.ndarray, photo_teeth: np.ndarray | None) -> "MouthColours":
         """From the photo's lip pixels [N,3], skin pixels [M,3] and, where its mouth is
         open, the pixels between its lips (their brightest are its teeth)."""
         lip = np.median(lips.astype(np.float32), 0)

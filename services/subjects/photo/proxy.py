@@ -74,7 +74,7 @@ class PhotoHead:
         self.photo_labels = parse(face.image, face.mesh, person)
         self.background = _background(face.image, self.photo_labels)
         mesh_grid = face.mesh[:, :2] - 0.5
-        self.rig = FaceRig.from_mesh(mesh_grid)
+        self.rig = FaceRig(mesh_grid)
         # camera geometry: the photo's pose and the metric scale of its face
         self.rvec, self.tvec, _ = photo_pose(face.mesh, self.focal, self.cx, self.cy)
         self.r_h2c = Rotation.from_rotvec(self.rvec).as_matrix()
@@ -121,7 +121,7 @@ class PhotoHead:
         skin = np.concatenate([img[max(int(y) - 2, 0):int(y) + 3, max(int(x) - 2, 0):int(x) + 3].reshape(-1, 3)
                                for x, y in mesh_grid[list(CHEEKS), :2]])
         teeth = img[inner] if inner.sum() >= 20 else None
-        return MouthColours.from_photo(img, lips if len(lips) else skin, skin, teeth)
+        return MouthColours.from_photo(lips if len(lips) else skin, skin, teeth)
 
     # -- geometry ---------------------------------------------------------------------------
     def _motion_matrix(self, state: PhotoState) -> np.ndarray:
