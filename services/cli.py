@@ -19,6 +19,7 @@ _AREA_CLIS = (
     "services.encoder.cli",
     "services.subjects.cli",
     "services.training.data_cli",
+    "services.training.photo_cli",
     "services.training.cli",
     "services.gateway.cli",
     "services.bench.cli",

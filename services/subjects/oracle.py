@@ -77,7 +77,7 @@ class OracleSubject:
         self.size = size
         self.seed = seed
         self.renderer = OracleRenderer(size, seed)
-        self._motion = _Motion(seed)
+        self._motion = HeadMotion(seed)
 
     # -- camera ---------------------------------------------------------------------------
     @property
@@ -144,7 +144,7 @@ class OracleSubject:
         )
 
 
-class _Motion:
+class HeadMotion:
     """Smooth random head motion and blinks as functions of absolute time (seeded)."""
 
     # amplitude per degree of freedom: pitch, yaw, roll (radians), tx, ty, tz (scene units)

@@ -59,8 +59,10 @@ def training_speech(speak: SpeechSource, minutes: float, seed: int = 0, zh_fract
 
 def write_oracle_dataset(root: str | Path, speech: Speech, oracle: OracleSubject, fps: int = VIDEO_FPS,
                          sentences: list[dict] | None = None, force: bool = False, video: bool = True,
-                         progress: bool = True) -> Path:
-    """Render `speech` with the oracle into an ER-NeRF dataset at `root` (atomic)."""
+                         progress: bool = True, meta_name: str = "oracle.json", meta: dict | None = None) -> Path:
+    """Render `speech` with the oracle (or anything with its interface: size, focal, cx, cy,
+    background, render_frames) into an ER-NeRF dataset at `root` (atomic). The tracks go to
+    `meta_name`, headed by `meta` (default: the oracle's kind, seed and size)."""
     root = Path(root)
     audio16 = AudioClip(resample(speech.audio.samples, speech.audio.sample_rate, ANALYSIS_SAMPLE_RATE),
                         ANALYSIS_SAMPLE_RATE)
@@ -78,9 +80,10 @@ def write_oracle_dataset(root: str | Path, speech: Speech, oracle: OracleSubject
             tracks["blink"].append(round(m.blink, 5))
             tracks["inner_lip_gap"].append(round(m.inner_lip_gap, 4))
             tracks["mouth_interior"].append(int(f.mouth_interior.sum()))
-        meta = {"oracle.json": {"kind": "oracle", "seed": oracle.seed, "size": oracle.size, "fps": fps,
-                                "frames": n_frames, "sentences": sentences or [], **tracks}}
-        return writer.finish(audio16, oracle.background, fps, metadata=meta, video_name=root.name if video else None)
+        head = meta if meta is not None else {"kind": "oracle", "seed": oracle.seed, "size": oracle.size}
+        doc = {**head, "fps": fps, "frames": n_frames, "sentences": sentences or [], **tracks}
+        return writer.finish(audio16, oracle.background, fps, metadata={meta_name: doc},
+                             video_name=root.name if video else None)
     except BaseException:
         writer.abort()
         raise

@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     ev.add_argument("--dataset", default=None, metavar="DIR|NAME",
                     help="score on this dataset's held-out frames (a directory, or a name under "
                          "$TALKING_HEAD_HOME/datasets) instead of the oracle")
+    ev.add_argument("--photo", default=None, metavar="PHOTO",
+                    help="score a subject made by `subject from-photo` from this photo: identity (neutral frame "
+                         "vs the photo over the face), mouth_corr against the viseme track on held-out natural "
+                         "sentences, and pose robustness (the photo's pose, its mirrored yaw, ±15°); with "
+                         "--json X.json also X.png, the frames side by side")
     ev.add_argument("--texts", default=None, metavar="FILE|natural|templates",
                     help="oracle mode: a file with one sentence per line, or a built-in held-out set of 8 "
                          "sentences (6 en + 2 zh): natural (default; sources never trained on) or templates "
@@ -69,8 +74,12 @@ def _eval(args: argparse.Namespace) -> int:
     from services.gateway.stages import LocalStages
     from services.training.evaluation import evaluate_oracle
 
+    if args.dataset is not None and args.photo is not None:
+        raise InvalidInput("--dataset and --photo are two eval modes: give one")
     if args.dataset is not None:
         return _eval_dataset(args)
+    if args.photo is not None:
+        return _eval_photo(args)
     source = args.texts or "natural"
     if source in TEXT_SOURCES:
         texts = sentences(6, "en", seed=11, split="heldout", source=source) + \
@@ -98,6 +107,28 @@ def _eval_dataset(args: argparse.Namespace) -> int:
     from services.training.dataset_eval import evaluate_dataset
 
     _report(evaluate_dataset(LocalStages(), args.subject, _dataset_path(args.dataset)), args.json, "per_frame")
+    return 0
+
+
+def _eval_photo(args: argparse.Namespace) -> int:
+    from services.common.errors import InvalidInput
+    from services.gateway.stages import LocalStages
+
+    texts = None
+    if args.texts is not None:
+        if not Path(args.texts).is_file():
+            raise InvalidInput(f"--photo takes --texts FILE (one sentence per line): {args.texts} is no file")
+        texts = Path(args.texts).read_text(encoding="utf-8").splitlines()
+    from services.subjects.prepare.landmarks import mediapipe
+
+    mediapipe()
+    import onnxruntime
+
+    onnxruntime.set_seed(11)  # the same speech every run
+    from services.training.photo_eval import evaluate_photo
+
+    sheet = args.json.with_suffix(".png") if args.json else None
+    _report(evaluate_photo(LocalStages(), args.subject, args.photo, texts, sheet=sheet), args.json, "texts")
     return 0
 
 

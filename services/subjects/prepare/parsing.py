@@ -23,7 +23,7 @@ JAW = FACE_OVAL[8:29]
 _EYE_CORNERS = (33, 263)
 _MOUTH_CORNERS = (61, 291)
 _JAW_CORNERS = (58, 288)
-_CHEEKS = (50, 280, 101, 330, 205, 425, 118, 347)
+CHEEKS = (50, 280, 101, 330, 205, 425, 118, 347)
 #: Ear lobes hang this far (face heights) below the jaw outline's ends.
 EAR_DROP = 0.16
 #: The neck band: how far below the chin it reaches and its widening, in face heights.
@@ -61,7 +61,8 @@ def face_axes(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, flo
     return (a + b) / 2, right, down, float(v.max() - v.min()), float(u.max() - u.min())
 
 
-def _poly(mask_shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+def polygon_mask(mask_shape: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """bool mask of the polygon `points` [K,2] (pixel-centre coordinates, quarter-pixel precision)."""
     import cv2
 
     out = np.zeros(mask_shape, np.uint8)
@@ -95,7 +96,7 @@ def regions(mesh: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.nd
     """(face outline, everything above the jaw line, the neck band) as bool masks, from
     FaceMesh points [478,≥2] in continuous pixel coordinates of an image of `shape`."""
     face, above, band = _outlines(mesh, max(shape))
-    return _poly(shape, face), _poly(shape, above), _poly(shape, band)
+    return polygon_mask(shape, face), polygon_mask(shape, above), polygon_mask(shape, band)
 
 
 def _box(mask: np.ndarray) -> tuple[slice, slice] | None:
@@ -110,7 +111,7 @@ def _skin(rgb: np.ndarray, mesh: np.ndarray, box: tuple[slice, slice]) -> np.nda
     chin's shadow still counts) lies within SKIN_RADIUS of this face's cheeks."""
     h, w = rgb.shape[:2]
     samples = []
-    for k in _CHEEKS:
+    for k in CHEEKS:
         x, y = np.clip(np.round(mesh[k, :2] - 0.5).astype(int), 0, [w - 1, h - 1])
         samples.append(rgb[max(y - 2, 0):y + 3, max(x - 2, 0):x + 3].reshape(-1, 3))
     cheeks = np.concatenate(samples).astype(np.float32)
@@ -163,7 +164,7 @@ def torso_layer(rgb: np.ndarray, labels: np.ndarray, mesh: np.ndarray) -> np.nda
     has_neck = neck.any(0)
     if has_neck.any():
         top = neck.argmax(0)  # first neck row per column
-        fill = _poly((h, w), _outlines(mesh, max(h, w))[2]) & (labels == LABEL_HEAD)
+        fill = polygon_mask((h, w), _outlines(mesh, max(h, w))[2]) & (labels == LABEL_HEAD)
         fill &= (np.arange(h)[:, None] < top) & has_neck
         np.copyto(rgba[..., :3], rgb[top, np.arange(w)][None], where=fill[..., None])
         alpha[fill] = 255

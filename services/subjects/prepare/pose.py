@@ -212,3 +212,13 @@ def track_pose(mesh_px: np.ndarray, size: int, cx: float, cy: float, fps: float,
     rvecs, tvecs, errs = zip(*(pnp.solve(m) for m in mesh_px))
     rvecs, tvecs = smooth_poses(np.array(rvecs), np.array(tvecs), SMOOTH_SECONDS * fps, unreliable)
     return PoseTrack(focal, cx, cy, to_c2w(rvecs, tvecs), shape, rigid, np.array(errs), curve)
+
+
+def photo_pose(mesh_px: np.ndarray, focal: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """One picture's head pose at a chosen focal: (OpenCV head→camera rvec, tvec, RMS px).
+    The rigid shape is the picture's own lifted mesh, so the fit is near exact and the
+    pose is the head frame of that mesh (x through the outer eye corners, y up the face)."""
+    mesh_px = np.asarray(mesh_px, np.float64)
+    shape = _head_frame(lift(mesh_px[:468], focal, cx, cy))
+    rigid = np.arange(468)
+    return _Pnp(shape, rigid, focal, cx, cy).solve(mesh_px)

@@ -1,0 +1,48 @@
+"""`eval --photo` pieces: the mirrored and ±15° poses land where they should, identity is
+scored over the face only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def turned_head(preprocess_extra):
+    """A head proxy made from a photo whose face is turned ~12° (the astronaut's proxy, turned)."""
+    data = pytest.importorskip("skimage.data", reason="needs scikit-image (its astronaut photo)")
+    from services.subjects.photo.dataset import photo_head
+    from services.subjects.photo.face import find_face
+    from services.subjects.photo.proxy import PhotoState
+
+    turned = photo_head(find_face(data.astronaut(), "a.png", 512)).render(PhotoState(yaw=0.3))[0]
+    return photo_head(find_face(turned, "turned.png", 128))
+
+
+def test_mirrored_pose_mirrors_the_photo_yaw(turned_head) -> None:
+    from services.subjects.photo.face import rotation_angles
+    from services.subjects.photo.proxy import PhotoState
+    from services.training.photo_eval import pose_turns
+
+    head = turned_head
+    assert abs(head.face.yaw_deg) > 6
+    turns = pose_turns(head)
+    yaw = {k: rotation_angles(head.head_to_camera(PhotoState(yaw=t)))[0] for k, t in turns.items()}
+    assert yaw["photo"] == pytest.approx(head.face.yaw_deg, abs=0.01)
+    assert yaw["mirrored"] == pytest.approx(-head.face.yaw_deg, abs=0.1)
+    assert abs(yaw["yaw+15"] - yaw["yaw-15"]) == pytest.approx(30.0, abs=1.0)
+
+
+def test_identity_is_scored_over_the_face_only() -> None:
+    from services.training.photo_eval import identity_scores
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 8:24] = True
+    other = photo.copy()
+    other[~mask] = 0  # everything but the face differs
+    assert identity_scores(other, photo, mask)["psnr"] > 100
+    worse = photo.copy()
+    worse[mask] //= 2
+    assert identity_scores(worse, photo, mask)["psnr"] < 15
