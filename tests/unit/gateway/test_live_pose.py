@@ -106,4 +106,5 @@ def test_the_pose_never_jumps_between_idle_and_speech():
     within = max(d for switch, d in steps if not switch)
     at_switch = [d for switch, d in steps if switch]
     assert len(at_switch) == 7 and within > 0
+    print(f"\npose step: largest at a switch {max(at_switch):.4f}, largest within idle or speech {within:.4f}")
     assert max(at_switch) <= within * 1.0001, (max(at_switch), within)
