@@ -102,6 +102,16 @@ def join_speech(parts: list[Speech]) -> Speech:
                   langs.pop() if len(langs) == 1 else "mixed", parts[0].voice, sentence=0, syllables=syllables)
 
 
+def track_position(phase: np.ndarray | int, n: int) -> np.ndarray | int:
+    """Frame of an n-frame track at `phase` of its ping-pong walk (period 2(n-1)): phase k ≥ 0
+    walks forwards from frame k, -k walks backwards from frame k."""
+    if n <= 1:
+        return phase * 0
+    period = 2 * (n - 1)
+    k = np.mod(phase, period)
+    return np.where(k < n, k, period - k) if isinstance(k, np.ndarray) else int(k if k < n else period - k)
+
+
 class FrameRenderer(Protocol):
     """What every renderer kind gives the pipeline for one loaded subject."""
 
@@ -115,9 +125,15 @@ class FrameRenderer(Protocol):
         """(height, width) of the frames."""
         ...
 
-    def conditions(self, n_frames: int, static_pose: bool = False, seed: int = 0, start: int | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Head poses [n, 4, 4] and eye-blink values [n] for n frames of speech."""
+    @property
+    def pose_frames(self) -> int:
+        """Frames of the pose track whose phases `conditions(start=...)` walks (`track_position`)."""
+        ...
+
+    def conditions(self, n_frames: int, static_pose: bool = False, seed: int = 0, start: int | None = None,
+                   span: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Head poses [n, 4, 4] and eye-blink values [n] for n frames of speech: from phase
+        `start` of the pose track's walk (`track_position`), of its first `span` frames (0: all)."""
         ...
 
     def render(self, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray, frames_per_batch: int = 8,

@@ -89,17 +89,20 @@ class RemoteStages:
         info = call_once_more(
             lambda: self._renderer.options(multiplexed_model_id=subject_id).prepare.remote().result(), "prepare")
         self._metrics.record_subject(info)
-        return SubjectInfo(info["id"], float(info["fps"]), tuple(info["size"]), info["digest"])
+        return SubjectInfo(info["id"], float(info["fps"]), tuple(info["size"]), info["digest"],
+                           pose_frames=int(info.get("pose_frames", 0)))
 
     def encode(self, subject: SubjectInfo, clip16k: AudioClip, lang: str) -> np.ndarray:
         return call_once_more(lambda: self._encoder.options(multiplexed_model_id=subject.id).encode.remote(
             clip16k, subject.fps, lang).result(), "encode")
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int, exact: bool = False, first_batch: int = 0) -> Iterator[np.ndarray]:
+               frames_per_batch: int, exact: bool = False, first_batch: int = 0,
+               pose_span: int = 0) -> Iterator[np.ndarray]:
         # closing the result cancels the remote stream: the renderer stops when we stop early
         return stream_once_more(lambda: self._renderer.options(multiplexed_model_id=subject.id, stream=True)
-                                .render.remote(codes, static_pose, seed, start, frames_per_batch, exact, first_batch),
+                                .render.remote(codes, static_pose, seed, start, frames_per_batch, exact, first_batch,
+                                               pose_span),
                                 "render")
 
 

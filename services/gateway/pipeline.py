@@ -221,7 +221,8 @@ class Pipeline:
         h, w = subject.size
         spec: VideoSpec | None = None
         n_frames = sentences = 0
-        pose_offset = int(np.random.default_rng(req.seed).integers(0, 10_000))
+        pose_offset = req.pose_start if req.pose_start is not None else \
+            int(np.random.default_rng(req.seed).integers(0, 10_000))
         complete = False
 
         def check_cancel() -> None:
@@ -249,7 +250,8 @@ class Pipeline:
                 t0 = time.perf_counter()
                 batches = self.stages.render(subject, sent.codes, req.static_pose, seed=req.seed + sentences,
                                              start=pose_offset + n_frames, frames_per_batch=req.frames_per_chunk,
-                                             exact=req.exact, first_batch=FIRST_BATCH_FRAMES if n_frames == 0 else 0)
+                                             exact=req.exact, first_batch=FIRST_BATCH_FRAMES if n_frames == 0 else 0,
+                                             pose_span=req.pose_span)
                 try:
                     for batch in batches:
                         t1 = time.perf_counter()

@@ -82,6 +82,11 @@ class SpeakRequest:
     frames_per_chunk: int = 0    # 0: the limits' default
     seed: int = 0
     exact: bool = False          # render every ray (no fast render path)
+    # Phase of the subject's pose track the speech starts at (services.common.types.track_position),
+    # None: one drawn from the seed; pose_span > 0: of the track's first frames only. Set by live
+    # sessions, whose idle loop shows those frames; no API field.
+    pose_start: int | None = None
+    pose_span: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,10 @@ def _check_types(req: SpeakRequest) -> None:
         raise InvalidInput("denoise must be true, false or absent")
     if not isinstance(req.exact, bool):
         raise InvalidInput("exact must be true or false")
+    if req.pose_start is not None and not _is_int(req.pose_start):
+        raise InvalidInput("pose_start must be a whole number or absent")
+    if not _is_int(req.pose_span) or req.pose_span < 0:
+        raise InvalidInput("pose_span must be a whole number ≥ 0")
     lo, hi = FRAMES_PER_CHUNK_RANGE
     if not _is_int(req.frames_per_chunk) or not (req.frames_per_chunk == 0 or lo <= req.frames_per_chunk <= hi):
         raise InvalidInput(f"frames_per_chunk must be a whole number between {lo} and {hi} (or 0: the default)")
@@ -147,4 +156,4 @@ def check_request(req: SpeakRequest, limits: Limits = Limits()) -> CheckedReques
     denoise = req.denoise if req.denoise is not None else req.audio is not None
     return CheckedRequest(text=text, audio=req.audio, subject=subject, lang=lang, voice=req.voice or None,
                           static_pose=req.static_pose, denoise=denoise, frames_per_chunk=frames, seed=req.seed,
-                          exact=req.exact)
+                          exact=req.exact, pose_start=req.pose_start, pose_span=req.pose_span)

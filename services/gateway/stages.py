@@ -27,6 +27,7 @@ class SubjectInfo:
     size: tuple[int, int]  # (height, width)
     digest: str
     opened: OpenSubject | None = None
+    pose_frames: int = 0  # frames of its pose track (a request's pose_start is a phase of it); 0: unknown
 
 
 class Stages(Protocol):
@@ -45,10 +46,13 @@ class Stages(Protocol):
         ...
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int, exact: bool = False, first_batch: int = 0) -> Iterator[np.ndarray]:
-        """uint8 [b, H, W, 3] frame batches; closing the iterator stops the render. `exact`:
-        every ray of every frame (no fast render path); `first_batch` > 0: the first frames
-        in a smaller batch of their own (services.common.types.render_batches)."""
+               frames_per_batch: int, exact: bool = False, first_batch: int = 0,
+               pose_span: int = 0) -> Iterator[np.ndarray]:
+        """uint8 [b, H, W, 3] frame batches; closing the iterator stops the render. `start`:
+        the pose phase of the first frame; `exact`: every ray of every frame (no fast render
+        path); `first_batch` > 0: the first frames in a smaller batch of their own
+        (services.common.types.render_batches); `pose_span` > 0: poses from the first
+        frames of the track only."""
         ...
 
 
@@ -111,7 +115,8 @@ class LocalStages:
         s = self.open(subject_id)
         if s.audio_encoder.config.uses_content:  # load the content model while TTS speaks (seconds on a laptop)
             self.encoder.load_content_in_background()
-        return SubjectInfo(s.id, s.renderer.fps, s.renderer.size, s.digest, opened=s)
+        return SubjectInfo(s.id, s.renderer.fps, s.renderer.size, s.digest, opened=s,
+                           pose_frames=s.renderer.pose_frames)
 
     def _opened(self, subject: SubjectInfo) -> OpenSubject:
         return subject.opened if subject.opened is not None else self.open(subject.id)
@@ -120,7 +125,8 @@ class LocalStages:
         return self.encoder.encode(clip16k, self._opened(subject).audio_encoder, subject.fps, lang=lang).codes
 
     def render(self, subject: SubjectInfo, codes: np.ndarray, static_pose: bool, seed: int, start: int,
-               frames_per_batch: int, exact: bool = False, first_batch: int = 0) -> Iterator[np.ndarray]:
+               frames_per_batch: int, exact: bool = False, first_batch: int = 0,
+               pose_span: int = 0) -> Iterator[np.ndarray]:
         r = self._opened(subject).renderer
-        poses, blinks = r.conditions(len(codes), static_pose, seed=seed, start=start)
+        poses, blinks = r.conditions(len(codes), static_pose, seed=seed, start=start, span=pose_span)
         return render_batches(r, codes, poses, blinks, frames_per_batch, first_batch, fps=subject.fps, exact=exact)

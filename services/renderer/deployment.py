@@ -75,26 +75,28 @@ class RendererDeployment:
         """Load (or find) the multiplexed subject; its rates, size and the cache outcome."""
         t0 = time.perf_counter()
         s, hit = await self._subject()
-        return {"id": s.id, "fps": s.fps, "size": s.size, "digest": s.digest, "cache": "hit" if hit else "miss",
+        return {"id": s.id, "fps": s.fps, "size": s.size, "digest": s.digest, "pose_frames": s.pose_frames,
+                "cache": "hit" if hit else "miss",
                 "load_seconds": 0.0 if hit else time.perf_counter() - t0}
 
     async def render(self, codes: np.ndarray, static_pose: bool = False, seed: int = 0, start: int = 0,
-                     frames_per_batch: int = 0, exact: bool = False, first_batch: int = 0):
+                     frames_per_batch: int = 0, exact: bool = False, first_batch: int = 0, pose_span: int = 0):
         """Stream uint8 [b, H, W, 3] batches for codes [N, 64] (the multiplexed subject);
         `exact`: every ray of every frame (no fast render path); `first_batch` > 0: the first
-        frames in a smaller batch of their own."""
+        frames in a smaller batch of their own; `pose_span` > 0: poses from the first frames of
+        the track only."""
         s, _ = await self._subject()
         async for frames in self._stream(s, codes, static_pose, seed, start, frames_per_batch, exact=exact,
-                                         first_batch=first_batch):
+                                         first_batch=first_batch, pose_span=pose_span):
             yield frames
 
     async def _stream(self, s: Any, codes: np.ndarray, static_pose: bool, seed: int, start: int,
                       frames_per_batch: int,
                       poses: np.ndarray | None = None, blinks: np.ndarray | None = None, exact: bool = False,
-                      first_batch: int = 0):
+                      first_batch: int = 0, pose_span: int = 0):
         codes = np.array(codes, dtype=np.float32)  # arrays from Ray's object store are read-only
         if poses is None or blinks is None:
-            p, b = s.conditions(len(codes), static_pose, seed=seed, start=start)
+            p, b = s.conditions(len(codes), static_pose, seed=seed, start=start, span=pose_span)
             poses = p if poses is None else poses
             blinks = b if blinks is None else blinks
         it = render_batches(s, codes, poses, blinks, frames_per_batch or self.frames_per_batch, first_batch,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from services.common.types import track_position
+
 
 def replay_poses(track: np.ndarray, n_frames: int, start: int = 0, smooth: int = 5) -> np.ndarray:
-    """n_frames camera-to-world matrices from a training track [N, 4, 4].
+    """n_frames camera-to-world matrices from a training track [N, 4, 4], phases start.. of
+    its ping-pong walk (services.common.types.track_position), so there is never a jump.
 
-    Walks the track forward then backward (ping-pong), so there is never a jump, and
-    smooths translation and rotation with a short moving average (re-orthonormalised).
+    Translation and rotation are smoothed with a short moving average over the walk's own
+    neighbours (re-orthonormalised): a phase's pose is the same whichever call it is in, so
+    requests that continue one another's phase join without a seam.
     """
     track = np.asarray(track, dtype=np.float64)
     n = len(track)
@@ -17,17 +21,15 @@ def replay_poses(track: np.ndarray, n_frames: int, start: int = 0, smooth: int =
         raise ValueError("empty pose track")
     if n == 1:
         return np.repeat(track[:1], n_frames, axis=0).astype(np.float32)
-    period = 2 * (n - 1)
-    k = (start + np.arange(n_frames)) % period
-    idx = np.where(k < n, k, period - k)
-    poses = track[idx]
-    if smooth > 1 and n_frames > 1:
+    smooth = max(1, smooth)
+    pad = smooth // 2
+    idx = track_position(start - pad + np.arange(n_frames + smooth - 1), n)
+    walk = track[idx]
+    poses = walk[pad:pad + n_frames].copy()
+    if smooth > 1 and n_frames > 0:
         kernel = np.ones(smooth) / smooth
-        pad = smooth // 2
-        flat = poses[:, :3, :4].reshape(n_frames, 12)
-        padded = np.pad(flat, ((pad, smooth - 1 - pad), (0, 0)), mode="edge")
-        flat = np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(12)], axis=1)
-        poses = poses.copy()
+        flat = walk[:, :3, :4].reshape(len(walk), 12)
+        flat = np.stack([np.convolve(flat[:, j], kernel, mode="valid") for j in range(12)], axis=1)
         poses[:, :3, :4] = flat.reshape(n_frames, 3, 4)
         u, _, vt = np.linalg.svd(poses[:, :3, :3])
         poses[:, :3, :3] = u @ vt  # nearest rotation

@@ -86,14 +86,20 @@ class SubjectRenderer:
     def size(self) -> tuple[int, int]:
         return self.intrinsics.height, self.intrinsics.width
 
-    def conditions(self, n_frames: int, static_pose: bool = False, seed: int = 0, start: int | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Poses [n, 4, 4] replayed smoothly from the subject's track (or held still) and natural blinks."""
+    @property
+    def pose_frames(self) -> int:
+        return len(self.pose_track)
+
+    def conditions(self, n_frames: int, static_pose: bool = False, seed: int = 0, start: int | None = None,
+                   span: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Poses [n, 4, 4] replayed smoothly from the subject's track (or its first `span`
+        frames; or held still) and natural blinks."""
         if static_pose:
             poses = np.repeat(self.pose_track[:1], n_frames, axis=0)
         else:
-            first = int(np.random.default_rng(seed).integers(0, len(self.pose_track))) if start is None else start
-            poses = replay_poses(self.pose_track, n_frames, start=first)
+            track = self.pose_track[:span] if span > 0 else self.pose_track
+            first = int(np.random.default_rng(seed).integers(0, len(track))) if start is None else start
+            poses = replay_poses(track, n_frames, start=first)
         return poses, natural_blinks(n_frames, self.fps, seed=seed)
 
     @torch.no_grad()

@@ -34,15 +34,31 @@ class IdleLoop:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _index(self, i: int) -> tuple[int, bool]:
+        """(rendered frame, played backwards) of loop frame i."""
+        n = len(self.frames)
+        if not self.complete.is_set() or n < 2:
+            return min(max(i, 0), max(n - 1, 0)), False
+        period = 2 * (n - 1)
+        k = i % period
+        return (k, False) if k < n else (period - k, True)
+
     def frame(self, i: int) -> np.ndarray:
         """Idle frame number i of the loop (call after `first` is set). While the loop still
         renders, frames play in order and the newest repeats until the next exists."""
+        return self.frames[self._index(i)[0]]
+
+    def phase(self, i: int) -> int:
+        """The pose-track phase (renderer.motion.track_position) of loop frame i: rendered
+        frame j was phase j of the track, walked backwards it is phase -j."""
+        j, backwards = self._index(i)
+        return -j if backwards else j
+
+    @property
+    def period(self) -> int:
+        """Loop frames before the loop repeats (once rendered through)."""
         n = len(self.frames)
-        if not self.complete.is_set() or n < 2:
-            return self.frames[min(i, n - 1)]
-        period = 2 * (n - 1)
-        k = i % period
-        return self.frames[k if k < n else period - k]
+        return 2 * (n - 1) if self.complete.is_set() and n >= 2 else 1
 
 
 def render_idle(stages: Stages, subject: SubjectInfo, seconds: float = IDLE_SECONDS, seed: int = 7,
@@ -56,8 +72,9 @@ def render_idle(stages: Stages, subject: SubjectInfo, seconds: float = IDLE_SECO
             silence = AudioClip(np.zeros(int(round(n * ANALYSIS_SAMPLE_RATE / subject.fps)), np.float32),
                                 ANALYSIS_SAMPLE_RATE)
             codes = stages.encode(subject, silence, "en")
+            # poses of the track's first n frames only: speech walks the same span (Timeline.anchor)
             batches = stages.render(subject, codes, static_pose=False, seed=seed, start=0,
-                                    frames_per_batch=frames_per_batch)
+                                    frames_per_batch=frames_per_batch, pose_span=n)
             try:
                 for batch in batches:
                     loop.frames.extend(np.asarray(batch))

@@ -108,6 +108,8 @@ class Session:
             u = await self._renders.get()
             if u.cancelled.is_set():
                 continue
+            # the pose joins what plays before it, within the track frames the idle loop shows
+            u.req = replace(u.req, pose_start=self.timeline.anchor(u), pose_span=self.timeline.idle.n_frames)
             await loop.run_in_executor(self.manager.pool, self._render, u)
             if u.render_fps() is not None:
                 self.render_fps = u.render_fps()

@@ -15,6 +15,11 @@ derived from the slot's first sample. A slot is
   stutter at every frame; after an utterance that rendered slower than real time, the next
   one starts with that cushion too.
 
+The head pose runs on without a jump: speech renders from the pose-track phase where the
+idle loop is when its render begins (`anchor`), and the idle loop holds its frame until
+that speech plays; after speech, the idle loop resumes at the loop frame whose track frame
+(and direction) is nearest the one the speech would have shown next.
+
 Used from the event loop only (the render threads talk to `Utterance`s).
 """
 
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.common.types import track_position
 from services.gateway.live.idle import IdleLoop
 from services.gateway.live.utterance import END, LIVE_SAMPLE_RATE, Utterance
 
@@ -70,6 +76,7 @@ class Timeline:
         self._state = "idle"
         self._image: np.ndarray | None = None
         self._last_utterance: int | None = None
+        self._resume_phase: int | None = None  # pose phase the last speaking slot showed
         self.counts = {"idle": 0, "speaking": 0, "held": 0}
 
     # ---- what is queued ---------------------------------------------------------------------
@@ -92,6 +99,42 @@ class Timeline:
     @property
     def state(self) -> str:
         return self._state
+
+    def anchor(self, utterance: Utterance) -> int:
+        """The pose phase `utterance` (queued, its render starting now) speaks from: on from
+        the utterance before it, or the idle loop's next frame, which the idle loop then
+        holds until the utterance plays or ends."""
+        order = ([self._current] if self._current is not None else []) + list(self._queue)
+        ahead = order[:order.index(utterance)] if utterance in order else order
+        ahead = [u for u in ahead if not u.cancelled.is_set() and u.req.pose_start is not None]
+        if ahead:
+            return ahead[-1].req.pose_start + ahead[-1].rendered
+        return self.idle.phase(self._idle_i)
+
+    def _holding_pose(self) -> bool:
+        """Whether the next utterance renders from a pose and has not played yet."""
+        u = self._current if self._current is not None else (self._queue[0] if self._queue else None)
+        return u is not None and u.req.pose_start is not None and not u.cancelled.is_set() \
+            and not (u is self._current and self._started)
+
+    def _track(self, phase: int) -> tuple[int, int]:
+        """(track frame, direction ±1) at a pose phase of the frames the idle loop shows (and
+        speech walks: `pose_span`)."""
+        frames = self.idle.subject.pose_frames
+        n = min(self.idle.n_frames, frames) if frames > 0 else self.idle.n_frames
+        here, after = int(track_position(phase, n)), int(track_position(phase + 1, n))
+        return here, (1 if after >= here else -1)
+
+    def _resume_at(self, phase: int) -> int:
+        """The idle loop frame whose track frame is nearest `phase`'s, the same way round."""
+        want, way = self._track(phase)
+        best, best_score = 0, None
+        for i in range(self.idle.period):
+            at, d = self._track(self.idle.phase(i))
+            score = (abs(at - want), d != way)
+            if best_score is None or score < best_score:
+                best, best_score = i, score
+        return best
 
     # ---- the clock ------------------------------------------------------------------------
     def video_pts(self, index: int) -> int:
@@ -139,12 +182,20 @@ class Timeline:
                 return self._emit(Slot(index, self._image, np.zeros(spf, np.float32), "held", u.id))
             image, audio = got  # type: ignore[misc]
             self._holding = False
+            if u.req.pose_start is not None:
+                self._resume_phase = 0 if u.req.static_pose else u.req.pose_start + u.taken - 1
             if not self._started:
                 self._started = True
                 u.first_frame_at = time.perf_counter()
             return self._emit(Slot(index, image, audio, "speaking", u.id))
-        image = self.idle.frame(self._idle_i)
-        self._idle_i += 1
+        if self._resume_phase is not None:
+            self._idle_i = self._resume_at(self._resume_phase + 1)
+            self._resume_phase = None
+        if self._holding_pose():
+            image = self.idle.frame(self._idle_i - 1)
+        else:
+            image = self.idle.frame(self._idle_i)
+            self._idle_i += 1
         return self._emit(Slot(index, image, np.zeros(spf, np.float32), "idle", None))
 
     def _emit(self, slot: Slot) -> Slot:

@@ -81,6 +81,11 @@ class Utterance:
         return self._done
 
     @property
+    def taken(self) -> int:
+        """Frames the timeline has taken."""
+        return self._taken
+
+    @property
     def buffered(self) -> int:
         """Frames rendered and not taken yet."""
         return self._rendered - self._taken

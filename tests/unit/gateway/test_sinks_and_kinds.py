@@ -80,8 +80,9 @@ class FlatRenderer:
         self.id, self.digest, self.manifest = bundle.id, bundle.digest, bundle.manifest
         self.fps = float(bundle.manifest["fps"])
         self.size = (32, 32)
+        self.pose_frames = 1  # its poses hold still
 
-    def conditions(self, n_frames, static_pose=False, seed=0, start=None):
+    def conditions(self, n_frames, static_pose=False, seed=0, start=None, span=0):
         return np.repeat(np.eye(4, dtype=np.float32)[None], n_frames, 0), np.zeros(n_frames, np.float32)
 
     def render(self, codes, poses, blinks, frames_per_batch=8, fps=None, exact=False) -> Iterator[np.ndarray]:
