@@ -38,7 +38,7 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def run(pipeline: Pipeline, subject: str, utterances: int, idle_s: float) -> dict:
+async def run(pipeline: Pipeline, subject: str, utterances: int, idle_s: float, minutes: float = 0.0) -> dict:
     sessions = LiveSessions(pipeline, Limits(frames_per_chunk=8))
     client = LiveClient()
     first, back = [], []
@@ -53,7 +53,8 @@ async def run(pipeline: Pipeline, subject: str, utterances: int, idle_s: float) 
         await asyncio.sleep(5.0)  # idle only: the cost of a session that is not speaking
         idle_cpu = (_cpu_s() - cpu0) / (time.perf_counter() - wall0)
         idle_fps = (len(client.video) - frames0) / (time.perf_counter() - wall0)
-        for i in range(utterances):
+        t_start, i = time.perf_counter(), 0
+        while i < utterances or time.perf_counter() - t_start < minutes * 60:
             t0 = time.perf_counter()
             sessions.speak(sid, SpeakRequest(text=SENTENCES[i % len(SENTENCES)]), "")
             ev = await client.wait_for(lambda: client.event("speaking", t0), timeout=300)
@@ -68,14 +69,23 @@ async def run(pipeline: Pipeline, subject: str, utterances: int, idle_s: float) 
             else:
                 await client.wait_for(lambda: client.event("idle", t0), timeout=600)
             await asyncio.sleep(idle_s)
+            i += 1
         info = sessions.info(sid, "")
         median, worst = client.av_offset()
+        t_end = time.perf_counter()
+        first_min, _ = client.av_offset(until=t_start + 60)
+        last_min, last_worst = client.av_offset(since=t_end - 60)
         return {"subject": subject, "session_open_s": round(opened_s, 3),
                 "idle_sent_fps": round(idle_fps, 2), "idle_cpu_cores": round(idle_cpu, 3),
                 "first_speaking_frame_s": [round(x, 3) for x in first],
                 "interrupt_to_idle_s": [round(x, 3) for x in back],
                 "av_offset_client_median_ms": round(median * 1000, 1),
                 "av_offset_client_max_ms": round(worst * 1000, 1),
+                "session_minutes": round((t_end - t_start) / 60, 2), "utterances": i,
+                # drift: the same median over the session's first and last minute of speech and idle
+                "av_offset_client_first_minute_median_ms": round(first_min * 1000, 1),
+                "av_offset_client_last_minute_median_ms": round(last_min * 1000, 1),
+                "av_offset_client_last_minute_max_ms": round(last_worst * 1000, 1),
                 "server": info}
     finally:
         await client.close()
@@ -88,6 +98,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="a random-weight 32×32 subject instead")
     ap.add_argument("--utterances", type=int, default=4)
     ap.add_argument("--idle-s", type=float, default=1.0, help="idle seconds between utterances")
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="keep speaking (at least --utterances) until the session has run this long")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     subjects = None
@@ -100,7 +112,7 @@ def main() -> None:
         subjects = LocalSubjectStore(root / "subjects", bundled=None)
         subjects.save(random_subject("tiny-live", root, seed=3))
         subject = "tiny-live"
-    out = asyncio.run(run(Pipeline(subjects=subjects), subject, args.utterances, args.idle_s))
+    out = asyncio.run(run(Pipeline(subjects=subjects), subject, args.utterances, args.idle_s, args.minutes))
     out["first_speaking_frame_median_s"] = float(np.median(out["first_speaking_frame_s"]))
     text = json.dumps(out, indent=1)
     print(text)

@@ -87,13 +87,14 @@ class LiveClient:
         """Arrival time of the first video frame at or after media time `media_s`."""
         return next((t for t, m in self.video if m >= media_s - 1e-6), None)
 
-    def av_offset(self) -> tuple[float, float]:
-        """(median, max |x|) over video frames of arrival(video) − arrival(audio of the same
-        media time), in seconds."""
+    def av_offset(self, since: float = float("-inf"), until: float = float("inf")) -> tuple[float, float]:
+        """(median, max |x|) over video frames arrived between perf_counter() `since` and `until`
+        of arrival(video) − arrival(audio of the same media time), in seconds."""
         a_media = np.array([m for _, m, _ in self.audio])
         a_arrival = np.array([t for t, _, _ in self.audio])
         offsets = [t - a_arrival[i] for t, m in self.video
-                   if (i := int(np.searchsorted(a_media, m - 1e-6))) < len(a_media) and abs(a_media[i] - m) < 0.021]
+                   if since <= t <= until
+                   and (i := int(np.searchsorted(a_media, m - 1e-6))) < len(a_media) and abs(a_media[i] - m) < 0.021]
         return float(np.median(offsets)), float(np.max(np.abs(offsets)))
 
     async def close(self) -> None:
