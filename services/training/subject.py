@@ -63,6 +63,7 @@ def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingC
     info = {"preset": recipe.name, "encoder": recipe.variant, "dataset": str(ds.root), "frames": len(ds),
             "steps": summary.steps,
             "train_seconds": round(summary.seconds, 1), "val_psnr": round(summary.val_psnr, 2),
+            "val_psnr_head": round(summary.val_psnr_head, 2),
             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}
     if workdir is not None:
         plot_curves(summary, workdir / "training_curve.png")
@@ -91,6 +92,8 @@ class _ProgressBar:
             post["psnr"] = f"{rec['train_psnr']:.2f}"
         if "audio_loss" in rec:
             post["audio loss"] = f"{rec['audio_loss']:.3f}"
+        if "val_psnr_head" in rec:
+            post["val head"] = f"{rec['val_psnr_head']:.2f}"
         if "val_psnr" in rec:
             post["val"] = f"{rec['val_psnr']:.2f}"
         self.bar.set_postfix(post)
