@@ -118,21 +118,25 @@ def _psnr_per_frame(diff: np.ndarray) -> np.ndarray:
     return np.array([psnr_db(float(m)) for m in mse])
 
 
-def held_out_codes(stages: LocalStages, audio_encoder: Any, ds: SubjectDataset, frames: np.ndarray) -> np.ndarray:
+def held_out_codes(stages: LocalStages, audio_encoder: Any, ds: SubjectDataset, frames: np.ndarray,
+                   audio: Any = None) -> np.ndarray:
     """Codes [len(frames), D] for frame positions `frames`: the encoder over the whole track's
-    features (content frames made as training makes them), read at those frames' audio ids."""
+    features (content frames made as training makes them; `audio`: the track as training
+    heard it, default the dataset's), read at those frames' audio ids."""
     import torch
 
     from services.encoder.features import extract_features
     from services.training.data import dataset_content_frames
 
+    audio = ds.audio if audio is None else audio
     cfg = audio_encoder.config
     content = None
     if cfg.uses_content:
         stages.encoder.check_content(audio_encoder)
         # quietly: stdout carries the JSON result
-        content = dataset_content_frames(ds, stages.encoder.content_model, cfg.content_space, progress=False)
-    features = extract_features(ds.audio, fps=ds.fps, content=content)
+        content = dataset_content_frames(ds, stages.encoder.content_model, cfg.content_space, progress=False,
+                                         audio=audio)
+    features = extract_features(audio, fps=ds.fps, content=content)
     with torch.no_grad():
         audio_encoder.eval()
         codes = audio_encoder.encode_frames(features, torch.from_numpy(ds.aud_ids[frames]))
@@ -170,6 +174,7 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
     from tqdm import tqdm
 
     from services.training.data import NECK, TORSO, renderer_poses
+    from services.training.own_speech import own_speech
 
     ds = load_dataset(dataset)
     if len(ds.val) == 0:
@@ -183,7 +188,8 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    codes = held_out_codes(stages, opened.audio_encoder, ds, val)
+    speech = own_speech(ds.audio)  # what training heard: denoised when noisy
+    codes = held_out_codes(stages, opened.audio_encoder, ds, val, speech.clip)
     seconds["encode"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -218,6 +224,7 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
                      "seconds": [round(float(val[0]) / ds.fps, 3), round(float(val[-1] + 1) / ds.fps, 3)],
                      "split": "transforms_val.json"},
         "baseline": f"static: training frame img_id {int(ds.frame_ids[first])} repeated",
+        "audio": speech.as_dict(),
         "metrics": {m: {"subject": sub[m], "static": base[m]} for m in METRICS},
         "lmd_below_static": below["lmd"], "lmd_shape_below_static": below["lmd_shape"],
         "goals": check_goals(sub, below["lmd"]),
