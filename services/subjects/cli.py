@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         description="Turn a video of one person talking to the camera (10 s at least; 1–5 minutes is best; "
                     "mp4/mov/mkv/webm) into a training dataset: FaceMesh landmarks, one fixed square crop "
                     "with head, neck and shoulders, head pose and focal length, parsing, clean background, "
-                    "blink track and the 16 kHz speech. Writes preview.png into the dataset: look at it "
+                    "blink track and the 16 kHz speech (moved into sync with the lips when it is clearly off; "
+                    "prepare.json says by how much). Writes preview.png into the dataset: look at it "
                     "before training. Needs the `preprocess` extra (MediaPipe).")
     p.add_argument("video", help="the video file")
     p.add_argument("--name", required=True, help="dataset name (directory under $TALKING_HEAD_HOME/datasets)")

@@ -49,7 +49,8 @@ def resume_trainer(trainer: Trainer, path: Path) -> bool:
     optimizer_from_flat(t.opt, tensors, meta["optimizer"], "opt")
     t.gen.set_state(tensors["rng"])
     s = meta["summary"]
-    t.summary = TrainSummary(steps=s["steps"], seconds=s["seconds"], val_psnr=s["val_psnr"], history=s["history"])
+    t.summary = TrainSummary(steps=s["steps"], seconds=s["seconds"], val_psnr=s["val_psnr"],
+                             val_psnr_head=s.get("val_psnr_head", float("nan")), history=s["history"])
     t.restart_clock(meta["elapsed_s"])
     return True
 

@@ -50,5 +50,6 @@ class TrainConfig:
 class TrainSummary:
     steps: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    val_psnr: float = float("nan")
+    val_psnr: float = float("nan")  # whole rendered frame (head + torso + background)
+    val_psnr_head: float = float("nan")  # rendered head over the real torso (ER-NeRF's "head" setting)
     history: list[dict[str, float]] = field(default_factory=list)

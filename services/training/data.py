@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from services.common.types import AudioClip
 from services.encoder.content import ContentModel
 from services.encoder.features import ContentFrames
 from services.renderer.rays import Intrinsics, nerf_matrix_to_ngp
@@ -83,17 +84,18 @@ def dataset_blink(ds: SubjectDataset) -> Tensor:
 
 
 def dataset_content_frames(ds: SubjectDataset, model: ContentModel | str | Path, space: str = "units",
-                           progress: bool = True) -> ContentFrames:
-    """The content model (loaded, or its directory) over a dataset's audio: sentence by
-    sentence with its language when the dataset records its sentences (oracle datasets),
-    else in 10 s chunks."""
+                           progress: bool = True, audio: AudioClip | None = None) -> ContentFrames:
+    """The content model (loaded, or its directory) over a dataset's audio (or `audio`, the
+    same track denoised): sentence by sentence with its language when the dataset records
+    its sentences (oracle datasets), else in 10 s chunks."""
     if not isinstance(model, ContentModel):
         model = ContentModel.load(model)
+    audio = ds.audio if audio is None else audio
     sentences = ds.extras.get("oracle", {}).get("sentences", [])
     segments = [(float(s["start"]), float(s["end"]), s.get("lang")) for s in sentences]
     if progress:
-        print(f"content features: {model.name} over {ds.audio.duration:.0f} s of audio", flush=True)
-    return model.frames_long(ds.audio, segments, space=space)
+        print(f"content features: {model.name} over {audio.duration:.0f} s of audio", flush=True)
+    return model.frames_long(audio, segments, space=space)
 
 
 def training_data(ds: SubjectDataset, features: Any, progress: bool = True) -> TrainingData:

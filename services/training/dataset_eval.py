@@ -10,7 +10,9 @@ fits) and so is a static baseline, the first training frame repeated, which give
 number its floor.
 
 Metrics (means over the held-out frames):
-  psnr        dB per frame, then averaged (ER-NeRF's)
+  psnr        dB per frame, then averaged (ER-NeRF's "head+torso" setting: the whole frame)
+  psnr_head   the same with the real frame's neck and torso pixels (its parsing) kept: ER-NeRF's
+              "head" setting, what the rendered head alone costs
   ssim        structural similarity (services.renderer.losses.frames_ssim)
   lmd         mouth landmark distance: mean px (at 256²) between the 20 iBUG mouth points that
               FaceMesh finds on the rendered and on the real frame
@@ -48,7 +50,7 @@ GOALS = {"psnr_db": 30.0, "mouth_corr": 0.7, "lmd_below_static": 0.30}
 NOTES = ("lpips: not computed, its learned weights ship in no wheel available offline",
          "landmarks: MediaPipe FaceMesh per frame (static-image mode) on rendered and real frames alike")
 #: What each metric is, for `--help` and the JSON.
-METRICS = ("psnr", "ssim", "lmd", "lmd_shape", "mouth_corr", "face_found")
+METRICS = ("psnr", "psnr_head", "ssim", "lmd", "lmd_shape", "mouth_corr", "face_found")
 
 
 def face_mesh(frames: Iterable[np.ndarray], progress: bool = False, desc: str = "landmarks") -> np.ndarray:
@@ -94,33 +96,47 @@ def mouth_scores(rendered: np.ndarray, real: np.ndarray, side: int) -> dict[str,
             "face_found": round(float(found.mean()), 4) if len(found) else None, "per_frame": per_frame}
 
 
-def image_scores(rendered: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-frame PSNR (dB) and SSIM of uint8 frame stacks [T, H, W, 3]."""
+def image_scores(rendered: np.ndarray, truth: np.ndarray, body: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-frame PSNR (dB) and SSIM of uint8 frame stacks [T, H, W, 3]; with `body` (bool
+    [T, H, W], the real frames' neck and torso) also psnr_head, those pixels taken as real."""
     from services.renderer.losses import frames_ssim
 
     if rendered.shape != truth.shape:
         raise ValueError(f"frame stacks differ in shape: {rendered.shape} vs {truth.shape}")
     diff = rendered.astype(np.float64) / 255 - truth.astype(np.float64) / 255
+    out = {"psnr": _psnr_per_frame(diff),
+           "ssim": np.array([frames_ssim(r[None], t[None]) for r, t in zip(rendered, truth)])}
+    if body is not None:
+        if body.shape != truth.shape[:3]:
+            raise ValueError(f"body mask {body.shape} does not match the frames {truth.shape}")
+        out["psnr_head"] = _psnr_per_frame(np.where(body[..., None], 0.0, diff))
+    return out
+
+
+def _psnr_per_frame(diff: np.ndarray) -> np.ndarray:
     mse = (diff ** 2).reshape(len(diff), -1).mean(axis=1)
-    return {"psnr": np.array([psnr_db(float(m)) for m in mse]),
-            "ssim": np.array([frames_ssim(r[None], t[None]) for r, t in zip(rendered, truth)])}
+    return np.array([psnr_db(float(m)) for m in mse])
 
 
-def held_out_codes(stages: LocalStages, audio_encoder: Any, ds: SubjectDataset, frames: np.ndarray) -> np.ndarray:
+def held_out_codes(stages: LocalStages, audio_encoder: Any, ds: SubjectDataset, frames: np.ndarray,
+                   audio: Any = None) -> np.ndarray:
     """Codes [len(frames), D] for frame positions `frames`: the encoder over the whole track's
-    features (content frames made as training makes them), read at those frames' audio ids."""
+    features (content frames made as training makes them; `audio`: the track as training
+    heard it, default the dataset's), read at those frames' audio ids."""
     import torch
 
     from services.encoder.features import extract_features
     from services.training.data import dataset_content_frames
 
+    audio = ds.audio if audio is None else audio
     cfg = audio_encoder.config
     content = None
     if cfg.uses_content:
         stages.encoder.check_content(audio_encoder)
         # quietly: stdout carries the JSON result
-        content = dataset_content_frames(ds, stages.encoder.content_model, cfg.content_space, progress=False)
-    features = extract_features(ds.audio, fps=ds.fps, content=content)
+        content = dataset_content_frames(ds, stages.encoder.content_model, cfg.content_space, progress=False,
+                                         audio=audio)
+    features = extract_features(audio, fps=ds.fps, content=content)
     with torch.no_grad():
         audio_encoder.eval()
         codes = audio_encoder.encode_frames(features, torch.from_numpy(ds.aud_ids[frames]))
@@ -157,7 +173,8 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
     """Scores of the subject and of the static baseline on the dataset's held-out frames."""
     from tqdm import tqdm
 
-    from services.training.data import renderer_poses
+    from services.training.data import NECK, TORSO, renderer_poses
+    from services.training.own_speech import own_speech
 
     ds = load_dataset(dataset)
     if len(ds.val) == 0:
@@ -171,7 +188,8 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    codes = held_out_codes(stages, opened.audio_encoder, ds, val)
+    speech = own_speech(ds.audio)  # what training heard: denoised when noisy
+    codes = held_out_codes(stages, opened.audio_encoder, ds, val, speech.clip)
     seconds["encode"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -182,6 +200,7 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
     seconds["render"] = time.perf_counter() - t
 
     truth = np.stack([ds.gt_image(int(k)) for k in val])
+    body = np.isin(np.stack([ds.labels(int(k)) for k in val]), (NECK, TORSO))
     static = np.repeat(ds.gt_image(first)[None], len(val), axis=0)
 
     t = time.perf_counter()
@@ -192,10 +211,10 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
 
     scores = {}
     for name, frames, mesh in (("subject", rendered, mesh_rendered), ("static", static, mesh_static)):
-        img, mouth = image_scores(frames, truth), mouth_scores(mesh, mesh_real, ds.width)
-        scores[name] = {"psnr": finite_mean(img["psnr"]), "ssim": finite_mean(img["ssim"]),
+        img, mouth = image_scores(frames, truth, body), mouth_scores(mesh, mesh_real, ds.width)
+        scores[name] = {**{k: finite_mean(v) for k, v in img.items()},
                         **{k: v for k, v in mouth.items() if k != "per_frame"},
-                        "per_frame": {"psnr": img["psnr"], "ssim": img["ssim"], **mouth["per_frame"]}}
+                        "per_frame": {**img, **mouth["per_frame"]}}
     sub, base = scores["subject"], scores["static"]
     below = {key: below_static(sub[key], base[key]) for key in ("lmd", "lmd_shape")}
     result: dict[str, Any] = {
@@ -205,6 +224,7 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
                      "seconds": [round(float(val[0]) / ds.fps, 3), round(float(val[-1] + 1) / ds.fps, 3)],
                      "split": "transforms_val.json"},
         "baseline": f"static: training frame img_id {int(ds.frame_ids[first])} repeated",
+        "audio": speech.as_dict(),
         "metrics": {m: {"subject": sub[m], "static": base[m]} for m in METRICS},
         "lmd_below_static": below["lmd"], "lmd_shape_below_static": below["lmd_shape"],
         "goals": check_goals(sub, below["lmd"]),

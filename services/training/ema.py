@@ -22,10 +22,12 @@ class ParamEMA:
         return out
 
     @torch.no_grad()
-    def update(self) -> None:
+    def update(self, prefix: str = "") -> None:
+        """One averaging step of the parameters whose names start with `prefix` (all by default)."""
         d = self.decay
         for k, p in self.live().items():
-            self.shadow[k].mul_(d).add_(p.detach(), alpha=1 - d)
+            if k.startswith(prefix):
+                self.shadow[k].mul_(d).add_(p.detach(), alpha=1 - d)
 
     @torch.no_grad()
     def reset(self) -> None:

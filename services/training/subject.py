@@ -18,6 +18,7 @@ from services.training.bundle import build_bundle
 from services.training.config import TrainConfig
 from services.training.curves import plot_curves
 from services.training.data import dataset_content_frames, training_data
+from services.training.own_speech import own_speech
 from services.training.presets import SubjectTrainingConfig
 
 
@@ -40,11 +41,14 @@ def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingC
         raise InvalidInput(f"dataset {ds.name} is {ds.width}px; resizing at train time is not supported")
     cfg = recipe.train
     torch.manual_seed(cfg.seed)
+    speech = own_speech(ds.audio)
+    if progress and speech.denoised:
+        print(f"audio: estimated SNR {speech.snr_db:.1f} dB, denoised with {speech.model}", flush=True)
     content = None
     if recipe.uses_content:
         content = dataset_content_frames(ds, content_model or DEFAULT_CONTENT_MODEL, recipe.encoder.content_space,
-                                         progress)
-    features = extract_features(ds.audio, fps=ds.fps, content=content)
+                                         progress, audio=speech.clip)
+    features = extract_features(speech.clip, fps=ds.fps, content=content)
     data = training_data(ds, features, progress)
     model = recipe.build_model()
     audio_encoder = recipe.build_encoder(content.values.shape[1] if content is not None else None)
@@ -63,6 +67,7 @@ def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingC
     info = {"preset": recipe.name, "encoder": recipe.variant, "dataset": str(ds.root), "frames": len(ds),
             "steps": summary.steps,
             "train_seconds": round(summary.seconds, 1), "val_psnr": round(summary.val_psnr, 2),
+            "val_psnr_head": round(summary.val_psnr_head, 2), "audio": speech.as_dict(),
             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}
     if workdir is not None:
         plot_curves(summary, workdir / "training_curve.png")
@@ -91,6 +96,8 @@ class _ProgressBar:
             post["psnr"] = f"{rec['train_psnr']:.2f}"
         if "audio_loss" in rec:
             post["audio loss"] = f"{rec['audio_loss']:.3f}"
+        if "val_psnr_head" in rec:
+            post["val head"] = f"{rec['val_psnr_head']:.2f}"
         if "val_psnr" in rec:
             post["val"] = f"{rec['val_psnr']:.2f}"
         self.bar.set_postfix(post)

@@ -172,25 +172,32 @@ class Trainer:
 
     # ---- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, n_frames: int | None = None, use_ema: bool = True) -> float:
-        """PSNR of full rendered frames (head + torso + background) on held-out frames."""
+    def evaluate(self, n_frames: int | None = None, use_ema: bool = True) -> dict[str, float]:
+        """PSNR on held-out frames in two settings (ER-NeRF's): "head", the rendered head over
+        the real frame's torso and background, and "full", the whole rendered frame (head over
+        the model's torso over the background), once the torso is trained (or there is none).
+        The two differ by the torso alone: the head stages never see the torso field."""
         idx = self.data.val_idx if len(self.data.val_idx) else self.data.train_idx
         n = min(len(idx), n_frames or self.cfg.eval_frames)
         pick = idx[torch.linspace(0, len(idx) - 1, n).round().long()]
+        gt = self.data.images[pick].float() / 255.0
+        scores: dict[str, float] = {}
         with self.ema.swapped(use_ema):
             self.model.eval()
             self.encoder.eval()
             codes = self.encoder.encode_frames(self.data.features, self.data.aud_ids[pick])
             cond = HeadCond(codes, self.data.blink[pick].float(), None)
-            use_torso = self.model.torso is not None and self.stage == "torso" or self._torso_trained()
-            bg = self.data.background.float() / 255.0 if use_torso else \
-                self.data.head_background[pick].float() / 255.0
-            out = self.model.render_frames(self.data.poses[pick], self.data.intrinsics, cond, background=bg,
-                                           use_torso=use_torso)
+            head = self.model.render_frames(self.data.poses[pick], self.data.intrinsics, cond,
+                                            background=self.data.head_background[pick].float() / 255.0,
+                                            use_torso=False)
+            scores["head"] = psnr(float(F.mse_loss(head["image"].clamp(0, 1), gt)))
+            if self.model.torso is None or self.stage == "torso" or self._torso_trained():
+                full = self.model.render_frames(self.data.poses[pick], self.data.intrinsics, cond,
+                                                background=self.data.background.float() / 255.0)
+                scores["full"] = psnr(float(F.mse_loss(full["image"].clamp(0, 1), gt)))
             self.model.train()
             self.encoder.train()
-        gt = self.data.images[pick].float() / 255.0
-        return psnr(float(F.mse_loss(out["image"].clamp(0, 1), gt)))
+        return scores
 
     def _torso_trained(self) -> bool:
         return self.summary.steps.get("torso", 0) > 0
@@ -244,7 +251,10 @@ class Trainer:
                     logs = self._step_head(lips_stage=stage == "lips")
                     if self.stage_step % c.occupancy_every == 0:
                         self._update_occupancy()
-                self.ema.update()
+                # the torso stage trains the torso alone: the head's and the encoder's averages
+                # stay those of the lips stage (left to follow, they would drift to the last
+                # live weights)
+                self.ema.update("model.torso." if stage == "torso" else "")
                 self.stage_step += 1
                 self.summary.steps[stage] = self.stage_step
                 window.append(logs["mse"])
@@ -253,8 +263,10 @@ class Trainer:
                            "train_psnr": psnr(sum(window) / len(window)), "elapsed_s": self.elapsed()}
                     window = []
                     if self.stage_step % c.eval_every == 0 or self.stage_step == iters:
-                        rec["val_psnr"] = self.evaluate()
-                        self.summary.val_psnr = rec["val_psnr"]
+                        scores = self.evaluate()
+                        rec["val_psnr_head"] = self.summary.val_psnr_head = scores["head"]
+                        if "full" in scores:
+                            rec["val_psnr"] = self.summary.val_psnr = scores["full"]
                     self.summary.history.append(rec)
                     if progress:
                         progress(stage, self.stage_step, iters, rec)

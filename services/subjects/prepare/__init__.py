@@ -8,8 +8,9 @@ dataset is built in `<root>.partial` by `DatasetWriter` and renamed into place a
 a run that fails or is interrupted leaves nothing that `train` would accept; a rerun starts
 afresh (a minute of video takes well under a minute).
 
-Modules: decode (PyAV), landmarks (FaceMesh, 478 → 68, bad-input checks), crop, pose (rigid
-shape, PnP, focal search), parsing, background, blink, preview.
+Modules: decode (PyAV), landmarks (FaceMesh, 478 → 68, bad-input checks), sync (the sound's
+offset from the lips), crop, pose (rigid shape, PnP, focal search), parsing, background,
+blink, preview.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from services.subjects.prepare.crop import Crop, choose_crop
 from services.subjects.prepare.parsing import Segmenter, over_background, parse, torso_layer
 from services.subjects.prepare.pose import PoseTrack, track_pose
 from services.subjects.prepare.preview import Sample, write_sheet
+from services.subjects.prepare.sync import estimate_offset, shift_audio
 
 SIZES = (256, 512)
 #: Longest side the landmark pass decodes at (FaceMesh looks at 192² face crops anyway).
@@ -87,6 +89,9 @@ def prepare(video: str | Path, name: str, config: PrepareConfig = PrepareConfig(
     blink = blink_track(track.mesh)
     poses = track_pose(track.mesh, config.size, cx, cy, fps, unreliable=eyes_closing(blink))
     audio = decode.audio(track.info, n, fps)
+    sync = estimate_offset(track.mesh, audio, fps)
+    if sync.applied:
+        audio = shift_audio(audio, sync.frames, fps)
     timings["pose_s"] = time.perf_counter() - t1
 
     writer = DatasetWriter(root, config.size, config.size, poses.focal, cx, cy, overwrite=force)
@@ -101,6 +106,9 @@ def prepare(video: str | Path, name: str, config: PrepareConfig = PrepareConfig(
         timings["frames_s"] = time.perf_counter() - t1
         timings["total_s"] = time.perf_counter() - t0
         meta = _metadata(track, config, poses, blink, seen, areas, timings)
+        meta["av_offset"] = {**sync.as_dict(), "seconds": round(sync.frames / fps, 3),
+                             "how": "mouth opening vs loudness, best of ±0.6 s; the audio was moved to match"
+                                    if sync.applied else "mouth opening vs loudness: no clear offset, audio as decoded"}
         write_sheet(writer.tmp / "preview.png", _title(name, track, config, poses, seen), samples, background,
                     poses.c2w, blink, poses.reprojection_px, fps)
         return writer.finish(audio, background, fps, metadata={"prepare.json": meta}, video_name=None)

@@ -5,6 +5,7 @@ error that leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,6 +48,9 @@ def test_prepared_dataset_validates(dataset) -> None:
     assert not (ds.root.parent / "lieu11.partial").exists()
     preview = Image.open(ds.root / "preview.png")
     assert preview.size[0] > 800 and preview.size[1] > 600
+    sync = json.loads((ds.root / "prepare.json").read_text())["av_offset"]
+    assert abs(sync["frames"]) <= 15 and -1 <= sync["corr_at_zero"] <= sync["corr"] <= 1
+    assert isinstance(sync["applied"], bool) and sync["seconds"] == pytest.approx(sync["frames"] / FPS)
 
 
 def test_training_reads_the_dataset(dataset) -> None:

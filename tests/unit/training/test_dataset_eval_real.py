@@ -74,9 +74,10 @@ def test_held_out_frames_are_the_last_eleventh(result, home) -> None:
 
 def test_scores_are_finite_beside_the_static_baseline(result) -> None:
     m = result["metrics"]
-    assert set(m) == {"psnr", "ssim", "lmd", "lmd_shape", "mouth_corr", "face_found"}
+    assert set(m) == {"psnr", "psnr_head", "ssim", "lmd", "lmd_shape", "mouth_corr", "face_found"}
     for side in ("subject", "static"):
         assert 5 < m["psnr"][side] < 60 and 0 < m["ssim"][side] <= 1
+        assert m["psnr_head"][side] >= m["psnr"][side]  # the real torso pixels can only help
         assert m["face_found"][side] is not None
     # the real first training frame is a face: the baseline's landmark scores exist
     assert m["face_found"]["static"] > 0.9 and math.isfinite(m["lmd"]["static"]) and m["lmd"]["static"] > 0

@@ -92,6 +92,23 @@ def test_image_scores_per_frame() -> None:
         image_scores(off[:2], truth)
 
 
+def test_head_setting_takes_the_real_body_pixels() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.integers(20, 230, size=(2, 16, 16, 3), dtype=np.uint8)
+    off = truth.copy()
+    body = np.zeros((2, 16, 16), bool)
+    body[:, 8:] = True  # the lower half is neck and torso
+    off[:, 8:] += 20  # a wrong torso
+    off[1, :8] += 10  # frame 1 also has a wrong head half
+    s = image_scores(off, truth, body)
+    assert s["psnr"][0] == pytest.approx(20 * math.log10(255 / 20) + 10 * math.log10(2))
+    assert s["psnr_head"][0] >= 100  # the head half is exact
+    assert s["psnr_head"][1] == pytest.approx(20 * math.log10(25.5) + 10 * math.log10(2))
+    assert "psnr_head" not in image_scores(off, truth)
+    with pytest.raises(ValueError, match="body mask"):
+        image_scores(off, truth, body[:1])
+
+
 def test_goals_and_the_distance_below_the_baseline() -> None:
     assert below_static(3.0, 5.0) == pytest.approx(0.4)
     assert below_static(6.0, 5.0) == pytest.approx(-0.2)
