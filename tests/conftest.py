@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# The renderer's on-disk pose cache stays off unless a test turns it on: tests must not
+# write into the user's cache directory, nor depend on what an earlier run left there.
+os.environ.setdefault("TALKING_HEAD_POSE_CACHE", "off")
 
 # Tests use tiny tensors: one intra-op thread avoids OpenMP spin-waiting, which makes
 # small convolutions many times slower whenever another process shares the cores.

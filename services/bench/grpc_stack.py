@@ -2,7 +2,7 @@
 
 `local_server` runs `talking-head serve` as a child process (Ray Serve from the packaged
 Serve config on free loopback ports, subjects from the local store, one intra-op thread per
-replica), waits until `ListSubjects` answers, yields the gRPC target and stops the server
+replica, the renderer's pose cache in memory only), waits until `ListSubjects` answers, yields the gRPC target and stops the server
 after. `speak_streams` runs N concurrent `Speak` streams of one text, started together, and
 times each: request to the first media chunk (the first after the init segment), to the
 last chunk, and the video it carried.
@@ -38,7 +38,8 @@ def local_server(log: Path, wait_s: float = 600.0) -> Iterator[str]:
 
     gport, hport = free_port(), free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "TALKING_HEAD_REDIS_URL": "", "TALKING_HEAD_API_KEYS": ""}
+           "TALKING_HEAD_REDIS_URL": "", "TALKING_HEAD_API_KEYS": "",
+           "TALKING_HEAD_POSE_CACHE": "off"}  # its first stream renders poses it has not seen
     env.pop("RAY_ADDRESS", None)  # a cluster of its own
     cmd = [sys.executable, "-m", "services.cli", "serve", "--grpc-port", str(gport), "--http-port", str(hport),
            "--host", "127.0.0.1"]

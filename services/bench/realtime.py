@@ -7,21 +7,26 @@ replayed as `say` replays it, and every frame is rendered twice: through the ful
 so both see the same machine load. Reported: frames per second of each and their ratio
 (comparable across machines and loads; the absolute fps only with the load it was measured
 under), the fast path's PSNR against the full render (min and mean over the frames), and the
-fast path on a still pose (every frame after the first starts from the cached one).
+fast path on a still pose (every frame after the first starts from the cached one). The
+moving head is measured twice: on poses the renderer has never seen (its pose cache emptied
+first) and again on the same poses with other codes, as every later request that replays the
+same stretch of the track renders them (the pose cache, kept on disk by
+services.renderer.pose_file, outlives the process).
 
 Then the whole chain, in this process with everything loaded: the encode RTF of each
 sentence on the encoder's own thread count and on the caller's (same sentences, in turns),
-and `Pipeline.run` of the text into a fragmented-MP4 sink as gRPC `Speak` streams it:
-end-to-end RTF (wall seconds ÷ audio seconds), seconds from the request to the first
-rendered frames and to the first media chunk, and each stage's busy seconds (they overlap).
-With `grpc=True`, the same text streamed over gRPC `Speak` from `talking-head serve` on
-loopback (services.bench.grpc_stack) with 1 and 2 concurrent streams.
+and `Pipeline.run` of the text into a fragmented-MP4 sink as gRPC `Speak` streams it, first
+with the pose cache emptied (`cold`), then again (`cached`): end-to-end RTF (wall seconds ÷
+audio seconds), seconds from the request to the first rendered frames and to the first media
+chunk, and each stage's busy seconds (they overlap). With `grpc=True`, the same text streamed
+over gRPC `Speak` from `talking-head serve` on loopback (services.bench.grpc_stack, its pose
+cache in memory only): one stream on poses the server has not rendered, one again, then 2
+concurrent streams.
 """
 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from typing import Any
 
@@ -108,30 +113,33 @@ def encode_rtf(stages: Any, info: Any, clips: list[Any], lang: str = "en") -> di
             "caller_threads": torch.get_num_threads()}
 
 
-def speak(stages: Any, subject: str, text: str, runs: int = 2) -> dict[str, Any]:
-    """`Pipeline.run` of `text` into a fragmented-MP4 sink, `runs` times (median, and each run)."""
+def speak(stages: Any, subject: str, text: str, cache: Any = None) -> dict[str, Any]:
+    """`Pipeline.run` of `text` into a fragmented-MP4 sink: once with the pose cache `cache`
+    emptied (`cold`), once more (`cached`)."""
     from services.gateway.pipeline import Pipeline
     from services.gateway.request import SpeakRequest
     from services.gateway.sinks import FragmentedMp4Sink
 
     pipeline = Pipeline(stages)
-    each = []
-    for _ in range(runs):
+    out: dict[str, Any] = {}
+    for label in ("cold", "cached"):
+        if label == "cold" and cache is not None:
+            cache.clear()
         sink = FragmentedMp4Sink(lambda chunk: None)
         c0, t0 = time.process_time(), time.perf_counter()
         res = pipeline.run(SpeakRequest(text=text, subject=subject, lang="en"), sink)
         wall = time.perf_counter() - t0
-        each.append({"wall_s": wall, "cpu_s": time.process_time() - c0, "audio_s": res.seconds,
-                     "rtf": wall / res.seconds, "first_frame_s": res.times.first_frame,
-                     "first_chunk_s": res.times.first_chunk, "frames": res.frames, "sentences": res.sentences,
-                     "stage_busy_s": res.times.as_dict()})
-    keys = ("wall_s", "cpu_s", "rtf", "first_frame_s", "first_chunk_s")
-    return {**{k: statistics.median(r[k] for r in each) for k in keys}, "runs": each}
+        out[label] = {"wall_s": wall, "cpu_s": time.process_time() - c0, "audio_s": res.seconds,
+                      "rtf": wall / res.seconds, "first_frame_s": res.times.first_frame,
+                      "first_chunk_s": res.times.first_chunk, "frames": res.frames, "sentences": res.sentences,
+                      "stage_busy_s": res.times.as_dict()}
+    return out
 
 
 def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     """`text` streamed over gRPC `Speak` from a local `talking-head serve` (subjects from the
-    local store), with each count of concurrent streams in turn (after one warm-up stream)."""
+    local store) after one warm-up stream of another text: one stream (poses the server has
+    not rendered), one again (its poses cached), then each larger count of concurrent streams."""
     import tempfile
     from pathlib import Path
 
@@ -141,10 +149,10 @@ def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2)) -> 
     with tempfile.TemporaryDirectory(prefix="th-realtime-") as work, local_server(Path(work) / "serve.log") as target:
         out["target"] = target
         speak_streams(target, subject, QUICK_SENTENCE, 1)  # subject loads, first TTS call
-        for n in streams:
+        for label, n in [("streams_1", 1), ("streams_1_cached", 1)] + [(f"streams_{n}", n) for n in streams if n > 1]:
             runs = speak_streams(target, subject, text, n)
             ok = [r for r in runs if "error" not in r]
-            out[f"streams_{n}"] = {
+            out[label] = {
                 "streams": runs,
                 "errors": len(runs) - len(ok),
                 "first_chunk_s_max": max((r["first_chunk_s"] for r in ok), default=None),
@@ -185,11 +193,13 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
         other, _ = renderer.conditions(2, seed=0, start=len(renderer.pose_track) // 2)  # poses not measured below
         for exact in (True, False):  # warm up both paths
             list(renderer.render(codes[:2], other, blinks[:2], exact=exact))
+        renderer.fast.cache.clear()
         moving = compare(renderer, codes, poses, blinks)
+        moving_cached = compare(renderer, codes[::-1].copy(), poses, blinks)  # other codes, same poses
         still_poses, still_blinks = renderer.conditions(n, static_pose=True, seed=0)
         still = compare(renderer, codes, still_poses, still_blinks)
         encode = encode_rtf(stages, info, clips)
-        chain = speak(stages, subject, text, runs=1 if quick else 2)
+        chain = speak(stages, subject, text, renderer.fast.cache)
     streamed = grpc_streams(subject, text, streams=(1, 2)) if grpc else None
     result = {
         **header("realtime"),
@@ -202,6 +212,7 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
         "load_avg_before": [round(v, 2) for v in load_before],
         "load_avg_after": [round(v, 2) for v in os.getloadavg()],
         "moving": moving,
+        "moving_cached_poses": moving_cached,
         "still_pose": still,
         "text": text,
         "encode": encode,

@@ -24,6 +24,11 @@ def datasets_dir() -> Path:
     return home() / "datasets"
 
 
+def cache_dir() -> Path:
+    """What can be rebuilt from the rest (e.g. the renderer's cached pose frames)."""
+    return home() / "cache"
+
+
 def real_media_dir() -> Path:
     """Real videos, photos and speech for development, tests and benchmarks:
     $TALKING_HEAD_REAL_MEDIA, else `../shared/data/real` beside the source checkout. It may

@@ -214,6 +214,16 @@ class PoseCache:
             self._items.move_to_end(key)
             return item
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.nbytes = 0
+
+    def items(self) -> list[tuple[bytes, CachedFrame]]:
+        """Every held (key, frame), least recently used first."""
+        with self._lock:
+            return list(self._items.items())
+
     def put(self, key: bytes, item: CachedFrame) -> None:
         if item.nbytes > self.max_bytes:
             return

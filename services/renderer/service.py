@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import io
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,10 @@ import torch
 
 from services.common.bundle import RENDERER_PREFIX, SubjectBundle
 from services.common.errors import IntegrityError, InvalidInput, RateMismatch
+from services.common.paths import cache_dir
 from services.common.types import FrameRenderer
 from services.renderer.fast import FastPathConfig, FastRenderer, supports_fast_path
+from services.renderer import pose_file
 from services.renderer.head_field import HeadCond, HeadFieldConfig
 from services.renderer.motion import natural_blinks, replay_poses
 from services.renderer.rays import Intrinsics
@@ -49,10 +52,11 @@ class SubjectRenderer:
 
     A trained subject renders through the fast path (services.renderer.fast: fewer rays and
     samples of the same NeRF, cached poses) unless `fast_path` is None; `render(exact=True)`
-    renders every ray of every frame."""
+    renders every ray of every frame. With `pose_dir`, the cached poses are read from and
+    written back to a file there (services.renderer.pose_file)."""
 
     def __init__(self, bundle: SubjectBundle, device: str | torch.device = "cpu",
-                 fast_path: FastPathConfig | None = FastPathConfig()) -> None:
+                 fast_path: FastPathConfig | None = FastPathConfig(), pose_dir: Path | None = None) -> None:
         from PIL import Image
 
         m = bundle.manifest
@@ -81,6 +85,9 @@ class SubjectRenderer:
         if fast_path is not None and supports_fast_path(self.model):
             check = torch.as_tensor(self.pose_track[0], dtype=torch.float32, device=self.device)
             self.fast = FastRenderer(self.model, self.intrinsics, self.background, fast_path, check_pose=check)
+        self.poses: pose_file.PersistedPoses | None = None
+        if self.fast is not None and pose_dir is not None:
+            self.poses = pose_file.PersistedPoses(self.fast, pose_file.cache_path(pose_dir, self.digest, self.fast))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -126,6 +133,8 @@ class SubjectRenderer:
                 keys = [np.ascontiguousarray(p, dtype=np.float32).tobytes() for p in poses[s:e]]
                 image = self.fast.render(c2w, cond, keys)
             yield (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        if self.poses is not None:
+            self.poses.flush()
 
 
 #: Renderer kinds this build reads: manifest `kind` → "module:class" (imported on first use)
@@ -147,5 +156,9 @@ def renderer_class(kind: str) -> Callable[[SubjectBundle, str | torch.device], F
 
 
 def open_renderer(bundle: SubjectBundle, device: str | torch.device = "cpu") -> FrameRenderer:
-    """A renderer of the bundle's kind, loaded on `device`."""
-    return renderer_class(bundle.kind)(bundle, device)
+    """A renderer of the bundle's kind, loaded on `device`; a NeRF subject keeps its cached
+    poses under the cache directory unless $TALKING_HEAD_POSE_CACHE is "off"."""
+    cls = renderer_class(bundle.kind)
+    if cls is SubjectRenderer and pose_file.enabled():
+        return SubjectRenderer(bundle, device, pose_dir=cache_dir() / "poses")
+    return cls(bundle, device)

@@ -16,15 +16,17 @@ def test_quick_realtime_benchmark_writes_json(tmp_path: Path) -> None:
     result = run(str(path), quick=True, threads=1)
     assert json.loads(path.read_text()) == json.loads(json.dumps(result))
     assert result["size"] == [256, 256] and result["threads"] == 1 and len(result["load_avg_before"]) == 3
-    for part in ("moving", "still_pose"):
+    for part in ("moving", "moving_cached_poses", "still_pose"):
         r = result[part]
         assert r["frames"] == 8 and r["full_fps"] > 0 and r["fast_fps"] > 0
         assert r["fast_over_full"] == pytest.approx(r["fast_fps"] / r["full_fps"])
         assert r["psnr_min_db"] >= 38 and r["psnr_mean_db"] >= r["psnr_min_db"]
         assert 0 < r["fast_rays_per_pixel"] < 1
     assert result["still_pose"]["fast_rays_per_pixel"] < result["moving"]["fast_rays_per_pixel"]
+    assert result["moving_cached_poses"]["fast_rays_per_pixel"] < result["moving"]["fast_rays_per_pixel"]
     enc = result["encode"]
     assert enc["encoder_threads"] == 1 and enc["rtf"] > 0 and enc["rtf_caller_threads"] > 0
-    chain = result["pipeline"]
-    assert 0 < chain["first_frame_s"] <= chain["first_chunk_s"] < chain["wall_s"] and chain["rtf"] > 0
-    assert chain["runs"][0]["frames"] > 0 and result["peak_rss_mb"] > 0 and "grpc" not in result
+    for chain in (result["pipeline"]["cold"], result["pipeline"]["cached"]):
+        assert 0 < chain["first_frame_s"] <= chain["first_chunk_s"] < chain["wall_s"] and chain["rtf"] > 0
+        assert chain["frames"] > 0
+    assert result["peak_rss_mb"] > 0 and "grpc" not in result
