@@ -16,13 +16,14 @@ chunks as soon as a frame batch exists, cancellation within one frame batch.
 import asyncio
 import base64
 import concurrent.futures
+import functools
 import json
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from typing import Any  # NB: no `from __future__ import annotations`: FastAPI must see the real `Request`
 
@@ -111,6 +112,29 @@ def _error_response(exc: BaseException) -> Response:
     retry_after = getattr(as_project_error(exc), "retry_after_s", None)
     headers = {"Retry-After": str(int(math.ceil(retry_after)))} if retry_after is not None else None
     return JSONResponse({"error": message}, status_code=http, headers=headers)
+
+
+_Route = Callable[..., Awaitable[Response]]
+
+
+def _answered(count: str | None = None) -> Callable[[_Route], _Route]:
+    """An HTTP route whose failures are answered by `_error_response`, counted in the request
+    metrics as method `count` when one is given. `functools.wraps` keeps the route's name and
+    signature, which Serve's ingress and FastAPI read."""
+    def wrap(route: _Route) -> _Route:
+        @functools.wraps(route)
+        async def answered(self: "Avatar", *args: Any, **kwargs: Any) -> Response:
+            exc: BaseException | None = None
+            try:
+                return await route(self, *args, **kwargs)
+            except BaseException as e:
+                exc = e
+                return _error_response(e)
+            finally:
+                if count is not None:
+                    self._count("http", count, exc)
+        return answered
+    return wrap
 
 
 def _converse_event(ev: dict) -> avatar_pb2.ConverseEvent | None:
@@ -507,31 +531,25 @@ class Avatar:
             self.metrics.in_flight.dec()
 
     @api.post("/v1/videos")
+    @_answered(count="POST /v1/videos")
     async def create_video(self, request: Request) -> Response:
-        exc: BaseException | None = None
-        try:
-            owner = self._http_auth(request)
-            req, body = await self._http_speak_request(request)
-            run_async = body.get("async", False)
-            if not isinstance(run_async, bool):
-                raise InvalidInput("async must be true or false")
-            webhook = body.get("webhook")
-            if webhook is not None and not run_async:
-                raise InvalidInput("webhook needs \"async\": true")
-            if run_async:
-                if webhook is not None:
-                    self.webhook_policy.check_url(webhook)
-                job = await self.jobs.submit(req, owner, webhook)
-                return JSONResponse({**job, "url": f"/v1/videos/{job['id']}"}, status_code=202)
-            async with self._counted(self.slots.take()):
-                video, meta = await self._render_all(req, "http")
-            return Response(video, media_type="video/mp4",
-                            headers={"X-Frames": str(meta["frames"]), "X-Media-Seconds": str(meta["seconds"])})
-        except BaseException as e:
-            exc = e
-            return _error_response(e)
-        finally:
-            self._count("http", "POST /v1/videos", exc)
+        owner = self._http_auth(request)
+        req, body = await self._http_speak_request(request)
+        run_async = body.get("async", False)
+        if not isinstance(run_async, bool):
+            raise InvalidInput("async must be true or false")
+        webhook = body.get("webhook")
+        if webhook is not None and not run_async:
+            raise InvalidInput("webhook needs \"async\": true")
+        if run_async:
+            if webhook is not None:
+                self.webhook_policy.check_url(webhook)
+            job = await self.jobs.submit(req, owner, webhook)
+            return JSONResponse({**job, "url": f"/v1/videos/{job['id']}"}, status_code=202)
+        async with self._counted(self.slots.take()):
+            video, meta = await self._render_all(req, "http")
+        return Response(video, media_type="video/mp4",
+                        headers={"X-Frames": str(meta["frames"]), "X-Media-Seconds": str(meta["seconds"])})
 
     @api.post("/v1/streams")
     async def create_stream(self, request: Request) -> Response:
@@ -570,114 +588,82 @@ class Avatar:
 
     # ---- live sessions (WebRTC): services/gateway/live ------------------------------------------
     @api.post("/v1/sessions")
+    @_answered(count="POST /v1/sessions")
     async def create_session(self, request: Request) -> Response:
         """An SDP offer in, the answer and a session id out. JSON `{"type": "offer", "sdp",
         "subject"}` → 201 `{"id", "type": "answer", "sdp", "url"}`; or WHIP-style, the offer
         as the body (`Content-Type: application/sdp`, subject in `?subject=`) → 201 with the
         answer as the body and the session's URL in `Location`."""
-        exc: BaseException | None = None
-        try:
-            owner = self._http_auth(request)
-            raw = await self._read_body(request)
-            whip = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/sdp"
-            if whip:
-                offer, subject = raw.decode("utf-8", "replace"), request.query_params.get("subject", "demo")
-            else:
-                body = _json_object(raw, SESSION_FIELDS)
-                if body.get("type", "offer") != "offer":
-                    raise InvalidInput('type must be "offer"')
-                offer, subject = body.get("sdp"), body.get("subject") or "demo"
-            sid, answer = await self.live.create(offer, subject, owner)
-            url = f"/v1/sessions/{sid}"
-            if whip:
-                return Response(answer, status_code=201, media_type="application/sdp", headers={"Location": url})
-            return JSONResponse({"id": sid, "type": "answer", "sdp": answer, "url": url}, status_code=201,
-                                headers={"Location": url})
-        except BaseException as e:
-            exc = e
-            return _error_response(e)
-        finally:
-            self._count("http", "POST /v1/sessions", exc)
+        owner = self._http_auth(request)
+        raw = await self._read_body(request)
+        whip = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/sdp"
+        if whip:
+            offer, subject = raw.decode("utf-8", "replace"), request.query_params.get("subject", "demo")
+        else:
+            body = _json_object(raw, SESSION_FIELDS)
+            if body.get("type", "offer") != "offer":
+                raise InvalidInput('type must be "offer"')
+            offer, subject = body.get("sdp"), body.get("subject") or "demo"
+        sid, answer = await self.live.create(offer, subject, owner)
+        url = f"/v1/sessions/{sid}"
+        if whip:
+            return Response(answer, status_code=201, media_type="application/sdp", headers={"Location": url})
+        return JSONResponse({"id": sid, "type": "answer", "sdp": answer, "url": url}, status_code=201,
+                            headers={"Location": url})
 
     @api.post("/v1/sessions/{session_id}/speak")
+    @_answered(count="POST /v1/sessions/{id}/speak")
     async def session_speak(self, session_id: str, request: Request) -> Response:
         """Queue speech (`{"text"}` or `{"audio": base64}`, with lang, voice, denoise, seed) → 202."""
-        exc: BaseException | None = None
-        try:
-            owner = self._http_auth(request)
-            req, _ = await self._http_speak_request(request, extra_fields=(), speak_fields=SESSION_SPEAK_FIELDS)
-            return JSONResponse(await self.live.speak(session_id, req, owner), status_code=202)
-        except BaseException as e:
-            exc = e
-            return _error_response(e)
-        finally:
-            self._count("http", "POST /v1/sessions/{id}/speak", exc)
+        owner = self._http_auth(request)
+        req, _ = await self._http_speak_request(request, extra_fields=(), speak_fields=SESSION_SPEAK_FIELDS)
+        return JSONResponse(await self.live.speak(session_id, req, owner), status_code=202)
 
     @api.post("/v1/sessions/{session_id}/interrupt")
+    @_answered(count="POST /v1/sessions/{id}/interrupt")
     async def session_interrupt(self, session_id: str, request: Request) -> Response:
         """Barge-in: stop the current utterance, drop the queued ones; the next frame is idle."""
-        exc: BaseException | None = None
-        try:
-            owner = self._http_auth(request)
-            return JSONResponse(await self.live.interrupt(session_id, owner))
-        except BaseException as e:
-            exc = e
-            return _error_response(e)
-        finally:
-            self._count("http", "POST /v1/sessions/{id}/interrupt", exc)
+        owner = self._http_auth(request)
+        return JSONResponse(await self.live.interrupt(session_id, owner))
 
     @api.get("/v1/sessions/{session_id}")
+    @_answered()
     async def session_status(self, session_id: str, request: Request) -> Response:
-        try:
-            owner = self._http_auth(request)
-            return JSONResponse(await self.live.info(session_id, owner))
-        except BaseException as e:
-            return _error_response(e)
+        owner = self._http_auth(request)
+        return JSONResponse(await self.live.info(session_id, owner))
 
     @api.delete("/v1/sessions/{session_id}")
+    @_answered(count="DELETE /v1/sessions/{id}")
     async def delete_session(self, session_id: str, request: Request) -> Response:
-        exc: BaseException | None = None
-        try:
-            owner = self._http_auth(request)
-            await self.live.end(session_id, owner)
-            return Response(status_code=204)
-        except BaseException as e:
-            exc = e
-            return _error_response(e)
-        finally:
-            self._count("http", "DELETE /v1/sessions/{id}", exc)
+        owner = self._http_auth(request)
+        await self.live.end(session_id, owner)
+        return Response(status_code=204)
 
     @api.get("/", include_in_schema=False)
     async def page(self) -> Response:
         return HTMLResponse(page_html())
 
     @api.get("/v1/videos/{job_id}")
+    @_answered()
     async def video_status(self, job_id: str, request: Request) -> Response:
-        try:
-            owner = self._http_auth(request)
-            return JSONResponse(await asyncio.to_thread(self.jobs.store.get, job_id, owner))
-        except BaseException as e:
-            return _error_response(e)
+        owner = self._http_auth(request)
+        return JSONResponse(await asyncio.to_thread(self.jobs.store.get, job_id, owner))
 
     @api.get("/v1/videos/{job_id}/content")
+    @_answered()
     async def video_content(self, job_id: str, request: Request) -> Response:
-        try:
-            owner = self._http_auth(request)
-            return Response(await asyncio.to_thread(self.jobs.store.video, job_id, owner), media_type="video/mp4")
-        except BaseException as e:
-            return _error_response(e)
+        owner = self._http_auth(request)
+        return Response(await asyncio.to_thread(self.jobs.store.video, job_id, owner), media_type="video/mp4")
 
     @api.get("/v1/subjects")
+    @_answered()
     async def list_subjects(self, request: Request) -> Response:
         from google.protobuf.json_format import MessageToDict
 
-        try:
-            self._http_auth(request)
-            infos, degraded = await asyncio.to_thread(self._subject_infos)
-            return JSONResponse({"subjects": [MessageToDict(i, preserving_proto_field_name=True) for i in infos],
-                                 "degraded": degraded})
-        except BaseException as e:
-            return _error_response(e)
+        self._http_auth(request)
+        infos, degraded = await asyncio.to_thread(self._subject_infos)
+        return JSONResponse({"subjects": [MessageToDict(i, preserving_proto_field_name=True) for i in infos],
+                             "degraded": degraded})
 
     @api.get("/healthz")
     async def healthz(self) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -36,6 +37,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     p.add_argument("--force", action="store_true", help="replace an existing dataset")
     p.set_defaults(func=_run_prepare)
     return group
+
+
+def subject_command(groups: dict[str, argparse._SubParsersAction], name: str,
+                    **kwargs: Any) -> argparse.ArgumentParser:
+    """A new `subject NAME` subcommand, for the areas that extend the group `register` made
+    (`groups`: the command groups services.cli collects; `kwargs`: those of `add_parser`)."""
+    group = groups.get("subjects")
+    if group is None:  # pragma: no cover - subjects' CLI creates the group
+        raise RuntimeError("the `subject` command group is missing")
+    return group.add_parser(name, **kwargs)
 
 
 def _run_prepare(args: argparse.Namespace) -> int:

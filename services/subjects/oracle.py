@@ -9,8 +9,10 @@ speech, fps) always gives the same frames. Pure numpy, no I/O.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +70,42 @@ class GroundTruth:
     fps: float
 
 
-class OracleSubject:
+class SpeakingSubject(ABC):
+    """The oracle's interface, which the dataset writer renders: the per-frame states of any
+    speech, and each state rendered exactly."""
+
+    @abstractmethod
+    def states(self, speech: Speech, fps: float = VIDEO_FPS, start_time: float = 0.0,
+               n_frames: int | None = None) -> list[Any]:
+        """Per-frame states for a speech; frame i is shown at start_time + i/fps."""
+
+    @abstractmethod
+    def frame(self, state: Any, index: int = 0) -> OracleFrame:
+        """Render one state exactly."""
+
+    def render_frames(self, speech: Speech, fps: float = VIDEO_FPS, start_time: float = 0.0,
+                      n_frames: int | None = None) -> Iterator[OracleFrame]:
+        """Frames of the subject saying `speech` (lazy: one frame in memory at a time)."""
+        for i, state in enumerate(self.states(speech, fps, start_time, n_frames)):
+            yield self.frame(state, i)
+
+
+def speech_tracks(speech: Speech, motion: HeadMotion, fps: float, start_time: float,
+                  n_frames: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(times, mouth opening, mouth rounding, blinks) per frame of a speech: frame i at
+    start_time + i/fps, the mouth following the speech from its start, the blinks the
+    motion's at absolute time. n_frames defaults to the speech's duration."""
+    if fps <= 0:
+        raise InvalidInput(f"fps must be positive, got {fps}")
+    if n_frames is None:
+        n_frames = max(1, int(np.floor(speech.audio.duration * fps + 1e-6)))
+    local = np.arange(n_frames) / fps
+    opening, rounding = mouth_track(speech_units(speech), local)
+    times = start_time + local
+    return times, opening, rounding, motion.blink(times)
+
+
+class OracleSubject(SpeakingSubject):
     """A seeded procedural head. `render_frames(speech)` yields exact frames for any speech."""
 
     def __init__(self, size: int = 256, seed: int = 0) -> None:
@@ -100,15 +137,7 @@ class OracleSubject:
     # -- tracks -----------------------------------------------------------------------------
     def states(self, speech: Speech, fps: float = VIDEO_FPS, start_time: float = 0.0,
                n_frames: int | None = None) -> list[FaceState]:
-        """Per-frame face states for a speech; frame i is shown at start_time + i/fps."""
-        if fps <= 0:
-            raise InvalidInput(f"fps must be positive, got {fps}")
-        if n_frames is None:
-            n_frames = max(1, int(np.floor(speech.audio.duration * fps + 1e-6)))
-        local = np.arange(n_frames) / fps
-        opening, rounding = mouth_track(speech_units(speech), local)
-        times = start_time + local
-        blinks = self._motion.blink(times)
+        times, opening, rounding, blinks = speech_tracks(speech, self._motion, fps, start_time, n_frames)
         poses = self._motion.head_to_body(times)
         return [FaceState(float(o), float(r), float(b), h) for o, r, b, h in zip(opening, rounding, blinks, poses)]
 
@@ -119,12 +148,6 @@ class OracleSubject:
         c2w[:3, 3] /= POSE_SCALE
         meta = FrameMeta(index, c2w, state.blink, state.open, state.round, self.renderer.landmarks(state))
         return OracleFrame(meta, image, labels, torso, interior)
-
-    def render_frames(self, speech: Speech, fps: float = VIDEO_FPS, start_time: float = 0.0,
-                      n_frames: int | None = None) -> Iterator[OracleFrame]:
-        """Frames of the subject saying `speech` (lazy: one frame in memory at a time)."""
-        for i, state in enumerate(self.states(speech, fps, start_time, n_frames)):
-            yield self.frame(state, i)
 
     def ground_truth(self, speech: Speech, fps: float = VIDEO_FPS) -> GroundTruth:
         """The exact video and tracks for `speech` from t = 0 (what `eval` compares against)."""

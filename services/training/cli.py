@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from services.subjects.cli import subject_command
+
 #: This module extends the `subject` group that services.subjects.cli creates.
 EXTENDS = ("subjects",)
 
@@ -47,11 +49,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
                     help="write the full result here (with per-text or per-frame scores)")
     ev.set_defaults(func=_eval)
 
-    group = groups.get("subjects")
-    if group is None:  # pragma: no cover - subjects' CLI creates the group
-        raise RuntimeError("the `subject` command group is missing")
-    t = group.add_parser(
-        "train", help="train a subject from an ER-NeRF-layout dataset",
+    t = subject_command(
+        groups, "train", help="train a subject from an ER-NeRF-layout dataset",
         description="Jointly train the audio encoder and the tri-plane NeRF (head, lips, torso stages) on "
                     "DATASET and store the subject bundle. Resumes from the run directory when interrupted.")
     t.add_argument("dataset", help="dataset directory, or a name under $TALKING_HEAD_HOME/datasets")

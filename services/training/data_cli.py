@@ -6,17 +6,15 @@ import argparse
 import time
 
 from services.common.corpus import TEXT_SOURCES
+from services.subjects.cli import subject_command
 
 #: This module extends the `subject` group that services.subjects.cli creates.
 EXTENDS = ("subjects",)
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    group = groups.get("subjects")
-    if group is None:  # pragma: no cover - subjects' CLI creates the group
-        raise RuntimeError("the `subject` command group is missing")
-    p = group.add_parser(
-        "synth", help="write a synthetic oracle-subject dataset (ER-NeRF layout)",
+    p = subject_command(
+        groups, "synth", help="write a synthetic oracle-subject dataset (ER-NeRF layout)",
         description="Render the procedural oracle head saying training sentences (mostly English, "
                     "some Mandarin) and write a full ER-NeRF-layout dataset: frames, landmarks, parsing, "
                     "torso layers, background, blink track, 16 kHz audio and camera transforms. The same "

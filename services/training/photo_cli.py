@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from services.subjects.cli import subject_command
+
 #: This module extends the `subject` group that services.subjects.cli creates.
 EXTENDS = ("subjects",)
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    group = groups.get("subjects")
-    if group is None:  # pragma: no cover - subjects' CLI creates the group
-        raise RuntimeError("the `subject` command group is missing")
-    p = group.add_parser(
-        "from-photo", help="make a talking subject from one photo of a face",
+    p = subject_command(
+        groups, "from-photo", help="make a talking subject from one photo of a face",
         description="One frontal photo of one person (face at least 100 px tall, turned at most 30°) → a "
                     "textured 3D head proxy with an articulated mouth, blinking lids and the background "
                     "inpainted → rendered saying training sentences into a dataset "

@@ -12,18 +12,16 @@ with the synthesised mouth interior (`interior`) showing where the lips part.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.spatial.transform import Rotation
 
-from services.common.errors import InvalidInput
 from services.common.types import VIDEO_FPS, Speech
 from services.subjects import raycast as rc
 from services.subjects.layout import LABEL_BG, LABEL_HEAD, LABEL_TORSO
-from services.subjects.oracle import FrameMeta, HeadMotion, OracleFrame
+from services.subjects.oracle import FrameMeta, HeadMotion, OracleFrame, SpeakingSubject, speech_tracks
 from services.subjects.photo.articulate import INNER_LOWER, INNER_UPPER, OUTER_LOWER, OUTER_UPPER, FaceRig
 from services.subjects.photo.face import PhotoFace
 from services.subjects.photo.interior import MouthColours, paint_interior
@@ -32,7 +30,6 @@ from services.subjects.photo.relief import depth_map
 from services.subjects.prepare.landmarks import to_ibug68
 from services.subjects.prepare.parsing import CHEEKS, parse, polygon_mask, torso_layer
 from services.subjects.prepare.pose import EYE_SPAN_M, lift, photo_pose, to_c2w
-from services.subjects.visemes import mouth_track, speech_units
 
 #: Person pixels (segmentation probability) that carry a mesh vertex, and the soft edge above it.
 PERSON_FLOOR, PERSON_SOLID = 0.3, 0.7
@@ -60,7 +57,7 @@ def _background(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return builder.build()[0]
 
 
-class PhotoHead:
+class PhotoHead(SpeakingSubject):
     """A photo made into a head that speaks: `frame(state)` renders one frame exactly."""
 
     def __init__(self, face: PhotoFace, person: np.ndarray, seed: int = 0) -> None:
@@ -190,14 +187,7 @@ class PhotoHead:
     # -- the oracle's interface ---------------------------------------------------------------
     def states(self, speech: Speech, fps: float = VIDEO_FPS, start_time: float = 0.0,
                n_frames: int | None = None) -> list[PhotoState]:
-        if fps <= 0:
-            raise InvalidInput(f"fps must be positive, got {fps}")
-        if n_frames is None:
-            n_frames = max(1, int(np.floor(speech.audio.duration * fps + 1e-6)))
-        local = np.arange(n_frames) / fps
-        opening, rounding = mouth_track(speech_units(speech), local)
-        times = start_time + local
-        blinks = self._motion.blink(times)
+        times, opening, rounding, blinks = speech_tracks(speech, self._motion, fps, start_time, n_frames)
         pose = self._motion.params(times)[:, :3] * MOTION_SHARE
         return [PhotoState(float(o), float(r), float(b), *map(float, p))
                 for o, r, b, p in zip(opening, rounding, blinks, pose)]
@@ -207,8 +197,3 @@ class PhotoHead:
         landmarks = to_ibug68(mesh)
         meta = FrameMeta(index, self.c2w(state), state.blink, state.open, state.round, landmarks)
         return OracleFrame(meta, image, labels, torso, interior)
-
-    def render_frames(self, speech: Speech, fps: float = VIDEO_FPS, start_time: float = 0.0,
-                      n_frames: int | None = None) -> Iterator[OracleFrame]:
-        for i, state in enumerate(self.states(speech, fps, start_time, n_frames)):
-            yield self.frame(state, i)
