@@ -123,7 +123,7 @@ class SubjectDataset:
         k = int(offset.get("frames", 0)) if offset.get("applied") else 0
         if k == 0:
             return np.zeros(0, np.int64)
-        n_audio = int(round(self.audio.duration * self.fps))
+        n_audio = round(self.audio.duration * self.fps)
         return np.flatnonzero(self.aud_ids >= n_audio - k if k > 0 else self.aud_ids < -k).astype(np.int64)
 
     @property
