@@ -108,10 +108,23 @@ class SubjectDataset:
     blink_source: str  #: "au.csv" or "landmarks"
     audio: AudioClip  #: 16 kHz
     background: np.ndarray  #: uint8 [H,W,3]
-    extras: dict = field(default_factory=dict)  #: oracle.json and similar metadata, if present
+    extras: dict = field(default_factory=dict)  #: oracle.json, prepare.json ("oracle", "prepare"), if present
 
     def __len__(self) -> int:
         return len(self.frame_ids)
+
+    @property
+    def soundless(self) -> np.ndarray:
+        """Positions of the frames whose own sound is not in aud.wav, ascending. `subject
+        prepare` moves the audio av_offset.frames earlier (later when negative) to line it up
+        with the lips and fills the gap with silence: the sound of the last (first) that many
+        frames lies outside the recording. No audio-driven mouth can match those frames."""
+        offset = (self.extras.get("prepare") or {}).get("av_offset") or {}
+        k = int(offset.get("frames", 0)) if offset.get("applied") else 0
+        if k == 0:
+            return np.zeros(0, np.int64)
+        n_audio = round(self.audio.duration * self.fps)
+        return np.flatnonzero(self.aud_ids >= n_audio - k if k > 0 else self.aud_ids < -k).astype(np.int64)
 
     @property
     def name(self) -> str:
@@ -246,8 +259,14 @@ def load_dataset(root: str | Path, fps: float = VIDEO_FPS) -> SubjectDataset:
         blink = blink[frame_ids]
 
     extras = {}
-    if (root / "oracle.json").is_file():
-        extras["oracle"] = json.loads((root / "oracle.json").read_text())
+    for key in ("oracle", "prepare"):
+        path = root / f"{key}.json"
+        if path.is_file():
+            try:
+                extras[key] = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                problems.append(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno})")
+    fail()
     return SubjectDataset(
         root=root, width=width, height=height, focal=tr["focal_len"], cx=tr["cx"], cy=tr["cy"], fps=fps,
         frame_ids=frame_ids, aud_ids=aud_ids, poses=poses, train=train, val=val, landmarks=landmarks,

@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
                     "(the same, mouth centroid removed), mouth_corr (Pearson of the\nFaceMesh inner-lip gap, "
                     "rendered vs real) and face_found, each beside a static baseline (the first\ntraining "
                     "frame repeated) and the goals (psnr >= 30 dB, mouth_corr >= 0.7, lmd >= 30 % below the "
-                    "static\nbaseline's). Needs the preprocess extra (MediaPipe). LPIPS is not computed: its "
-                    "learned weights ship in\nno wheel available offline.")
+                    "static\nbaseline's). Held-out frames with no sound of their own (where prepare moved the audio to "
+                    "sync it) are\nnot scored and are listed (held_out.left_out). Needs the preprocess extra "
+                    "(MediaPipe). LPIPS is not\ncomputed: its learned weights ship in no wheel available offline.")
     ev.add_argument("--subject", default="demo", help="subject id (default demo)")
     ev.add_argument("--dataset", default=None, metavar="DIR|NAME",
                     help="score on this dataset's held-out frames (a directory, or a name under "

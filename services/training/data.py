@@ -35,7 +35,7 @@ class TrainingData:
     aud_ids: Tensor  # long [N] audio-feature frame of each video frame
     lips: Tensor  # long [N, 4] lip box (x0, y0, x1, y1) in pixels
     background: Tensor  # uint8 [H, W, 3]
-    train_idx: Tensor  # long [n_train]
+    train_idx: Tensor  # long [n_train]: the dataset's training frames that have sound of their own
     val_idx: Tensor  # long [n_val]
     features: Any  # the audio encoder's features for the whole audio track
     mouth: Tensor | None = None  # float [N, K] standardised mouth shape (from landmarks), aux target
@@ -99,7 +99,9 @@ def dataset_content_frames(ds: SubjectDataset, model: ContentModel | str | Path,
 
 
 def training_data(ds: SubjectDataset, features: Any, progress: bool = True) -> TrainingData:
-    """Load every frame of a dataset into tensors (uint8 images keep memory modest)."""
+    """Load every frame of a dataset into tensors (uint8 images keep memory modest). Training
+    frames without sound of their own (SubjectDataset.soundless) are not trained on: their
+    mouth moves to a sound the clip does not hold, and silence would learn to open it."""
     from tqdm import tqdm
 
     n, h, w = len(ds), ds.height, ds.width
@@ -117,5 +119,6 @@ def training_data(ds: SubjectDataset, features: Any, progress: bool = True) -> T
         images=images, head_background=head_bg, labels=labels, poses=renderer_poses(ds.poses),
         intrinsics=dataset_intrinsics(ds), blink=dataset_blink(ds), aud_ids=torch.from_numpy(ds.aud_ids).long(),
         lips=torch.from_numpy(lip_boxes(ds.landmarks, w, h)), background=torch.from_numpy(np.array(ds.background)),
-        train_idx=torch.from_numpy(ds.train).long(), val_idx=torch.from_numpy(ds.val).long(), features=features,
+        train_idx=torch.from_numpy(np.setdiff1d(ds.train, ds.soundless)).long(),
+        val_idx=torch.from_numpy(ds.val).long(), features=features,
         mouth=torch.from_numpy(mouth_shape(ds.landmarks)))

@@ -5,6 +5,9 @@ Each held-out frame is rendered from that frame's own audio, camera and blink: t
 the subject's audio encoder over the dataset's whole audio track, taken at the held-out frames
 (the context the subject hears there, the windows training used), the camera is the frame's
 pose from the transforms (converted as the trainer converts it) and the blink its au.csv value.
+Held-out frames with no sound of their own (where prepare moved the audio to sync it with the
+lips: SubjectDataset.soundless) are left out of every score and listed in the result: no
+audio-driven mouth can match them, and each costs the mouth scores as much as a wrong frame.
 Renders are compared with `gt_imgs` (the frame over the clean background: what the trainer
 fits) and so is a static baseline, the first training frame repeated, which gives every
 number its floor.
@@ -184,7 +187,8 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
     opened = stages.open(subject_id)
     renderer = opened.renderer
     check_subject_dataset(subject_id, renderer, ds)
-    val, first = np.sort(ds.val), int(ds.train.min())
+    val, left_out = scored_held_out(ds)
+    first = int(ds.train.min())
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -220,9 +224,7 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
     result: dict[str, Any] = {
         "subject": subject_id, "mode": "dataset", "dataset": str(ds.root), "target": "gt_imgs",
         "dataset_frames": len(ds),
-        "held_out": {"frames": len(val), "img_ids": [int(ds.frame_ids[val[0]]), int(ds.frame_ids[val[-1]])],
-                     "seconds": [round(float(val[0]) / ds.fps, 3), round(float(val[-1] + 1) / ds.fps, 3)],
-                     "split": "transforms_val.json"},
+        "held_out": held_out_record(ds, val, left_out),
         "baseline": f"static: training frame img_id {int(ds.frame_ids[first])} repeated",
         "audio": speech.as_dict(),
         "metrics": {m: {"subject": sub[m], "static": base[m]} for m in METRICS},
@@ -236,6 +238,32 @@ def evaluate_dataset(stages: LocalStages, subject_id: str, dataset: str | Path, 
                                **{name: {k: _json_floats(v) for k, v in s["per_frame"].items()}
                                   for name, s in scores.items()}}
     return result
+
+
+def scored_held_out(ds: SubjectDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (ascending) of the held-out frames that are scored, and of those left out
+    for having no sound of their own (SubjectDataset.soundless)."""
+    listed = np.sort(ds.val)
+    scored = np.setdiff1d(listed, ds.soundless)
+    if len(scored) == 0:
+        raise InvalidInput(f"dataset {ds.root}: none of its held-out frames has sound of its own "
+                           "(prepare moved the audio past them to sync it): nothing to score")
+    return scored, np.setdiff1d(listed, scored)
+
+
+def held_out_record(ds: SubjectDataset, scored: np.ndarray, left_out: np.ndarray) -> dict[str, Any]:
+    """What the result says of the frames it scored (positions `scored`, ascending) and of
+    the held-out frames it left out for having no sound of their own."""
+    rec: dict[str, Any] = {
+        "frames": len(scored), "img_ids": [int(ds.frame_ids[scored[0]]), int(ds.frame_ids[scored[-1]])],
+        "seconds": [round(float(scored[0]) / ds.fps, 3), round(float(scored[-1] + 1) / ds.fps, 3)],
+        "split": "transforms_val.json"}
+    if len(left_out):
+        offset = ds.extras["prepare"]["av_offset"]["frames"]
+        rec["left_out"] = {"img_ids": [int(i) for i in ds.frame_ids[left_out]],
+                           "why": f"no sound of their own: prepare moved the audio {offset} frames to sync it with "
+                                  "the lips (prepare.json av_offset) and their sound lies outside the recording"}
+    return rec
 
 
 def check_goals(sub: dict[str, Any], lmd_below: float | None) -> dict[str, bool | None]:

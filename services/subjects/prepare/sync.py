@@ -8,7 +8,9 @@ over to held-out speech, nor to `say`, whose speech is in sync by construction. 
 measure the offset but needs weights; the mouth opening (FaceMesh) against the loudness of
 the sound, cross-correlated over ±0.6 s, finds it on its own when the speech is clear. The
 shift is applied only when the peak is clear (`MIN_PEAK`, `MIN_GAIN`); otherwise the audio
-is left as decoded and prepare.json says why.
+is left as decoded and prepare.json says why. A shift leaves the frames at one end without
+sound of their own (their sound lies outside the recording): SubjectDataset.soundless names
+them, and neither training nor `eval --dataset` uses them.
 """
 
 from __future__ import annotations
