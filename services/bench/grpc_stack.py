@@ -70,7 +70,8 @@ def local_server(log: Path, wait_s: float = 600.0) -> Iterator[str]:
                 server.wait()
 
 
-def speak_streams(target: str, subject: str, text: str, streams: int, timeout_s: float = 600) -> list[dict[str, Any]]:
+def speak_streams(target: str, subject: str, text: str, streams: int, timeout_s: float = 600,
+                  static_pose: bool = False) -> list[dict[str, Any]]:
     """`streams` concurrent `Speak` streams of `text`, started together; one timing per stream."""
     import grpc
 
@@ -86,7 +87,8 @@ def speak_streams(target: str, subject: str, text: str, streams: int, timeout_s:
             t0 = time.perf_counter()
             first = last = None
             try:
-                for chunk in stub.Speak(avatar_pb2.SpeakRequest(text=text, subject=subject), timeout=timeout_s):
+                for chunk in stub.Speak(avatar_pb2.SpeakRequest(text=text, subject=subject, static_pose=static_pose),
+                                     timeout=timeout_s):
                     if first is None and not chunk.is_init_segment:
                         first = time.perf_counter() - t0
                     last = chunk

@@ -148,7 +148,8 @@ def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2)) -> 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="th-realtime-") as work, local_server(Path(work) / "serve.log") as target:
         out["target"] = target
-        speak_streams(target, subject, QUICK_SENTENCE, 1)  # subject loads, first TTS call
+        # the subject loads, the first TTS call; on a still pose, so no pose of the text is cached
+        speak_streams(target, subject, QUICK_SENTENCE, 1, static_pose=True)
         for label, n in [("streams_1", 1), ("streams_1_cached", 1)] + [(f"streams_{n}", n) for n in streams if n > 1]:
             runs = speak_streams(target, subject, text, n)
             ok = [r for r in runs if "error" not in r]
