@@ -3,6 +3,7 @@
     python -m services.training.content_model [--minutes 75] [--threads 1]   # data (if missing) + training
     python -m services.training.content_model prepare --n-train 1500          # only make data
     python -m services.training.content_model export                   # checkpoint → weights dir
+    python -m services.training.content_model export --units-of services/encoder/weights/content_ctc
 
 Data: training sentences of a text source (services.common.corpus: natural sentences by
 default, `--texts templates` for the old grammar) in English and Mandarin, spoken by the
@@ -388,13 +389,44 @@ def export(cache: Path, out: Path, model, vocab: list[str], state: dict, metrics
     print(f"exported to {out}", file=sys.stderr)
 
 
+def keep_units(model, vocab: list[str], keep: list[str]) -> list[str]:
+    """Cut the CTC head down to the units `keep`, in that order; returns the new vocabulary.
+
+    Every trained subject's audio encoder takes the content model's posteriors at the width
+    of the model it was trained with, so a retrained model whose labels happened to hold a
+    few more units (a glottal stop, a syllabic mark) would make every subject unusable. The
+    kept units' logits are unchanged; a dropped unit's probability mass goes to the kept
+    ones through the softmax."""
+    if not keep or keep[0] != vocab[0]:
+        raise SystemExit(f"the kept vocabulary must start with the blank {vocab[0]!r}")
+    missing = [u for u in keep if u not in vocab]
+    if missing:
+        raise SystemExit(f"the checkpoint has no unit {', '.join(missing)}: it cannot keep that vocabulary")
+    rows = torch.tensor([vocab.index(u) for u in keep])
+    head = model.lm_head
+    cut = torch.nn.Linear(head.in_features, len(keep))
+    with torch.no_grad():
+        cut.weight.copy_(head.weight[rows])
+        cut.bias.copy_(head.bias[rows])
+    model.lm_head = cut
+    model.config.vocab_size = len(keep)
+    return list(keep)
+
+
 def export_checkpoint(args: argparse.Namespace) -> int:
+    from services.encoder.content import load_vocab
+
     torch.set_num_threads(args.threads)
     cache, run = Path(args.cache), Path(args.cache) / "run"
     vocab = json.loads((run / "vocab.json").read_text())
     model = new_model(len(vocab))
     opt = torch.optim.AdamW(model.parameters())
     state = load_checkpoint(run, model, opt)
+    if args.units_of:
+        kept = keep_units(model, vocab, load_vocab(Path(args.units_of)))
+        print(f"kept the {len(kept)} units of {args.units_of}; dropped {', '.join(sorted(set(vocab) - set(kept)))}",
+              file=sys.stderr)
+        vocab = kept
     heldout = load_split(cache, "heldout")
     lang_masks = {lang: torch.zeros(len(vocab), dtype=torch.bool).index_fill_(
         0, torch.tensor(language_units(vocab, lang)), True) for lang in LANGS}
@@ -410,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", nargs="?", default="train", choices=["train", "prepare", "export"])
     p.add_argument("--cache", default=str(CACHE), help="data + run directory (default: cache/encoder)")
     p.add_argument("--out", default=str(DEFAULT_CONTENT_MODEL), help="where `export` writes the model")
+    p.add_argument("--units-of", metavar="DIR",
+                   help="export: keep exactly the units of the content model in DIR (e.g. the bundled one, "
+                        "whose width every trained subject's audio encoder expects); other units are dropped")
     p.add_argument("--n-train", type=int, default=1500, help="training sentences per language")
     p.add_argument("--n-heldout", type=int, default=100, help="held-out sentences per language")
     p.add_argument("--steps", type=int, default=6000)

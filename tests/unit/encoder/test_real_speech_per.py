@@ -34,10 +34,12 @@ def test_transcript_labels_equal_the_labels_of_the_same_text_spoken(tts, text, l
 
 
 def test_per_against_a_transcript_is_low_on_speech_the_model_knows(tts, content_model):
-    text = "The old captain found a yellow umbrella this morning."  # a template sentence
-    utt = real_data.RealUtterance("tts", text, "en", to_analysis_rate(tts.synthesize(text, "en").audio))
-    out = real_speech_per(content_model, tts, [utt])
-    assert out["clips"] == 1 and out["per_clip"]["tts"] == out["per"] < 0.25
+    text = 'The only "ism" Hollywood believes in is plagiarism.'  # from the training text source
+    other = "Six spoons of fresh snow peas, five thick slabs of blue cheese, and maybe a snack for her brother Bob."
+    clip = to_analysis_rate(tts.synthesize(text, "en").audio)
+    out = real_speech_per(content_model, tts, [real_data.RealUtterance("tts", text, "en", clip)])
+    wrong = real_speech_per(content_model, tts, [real_data.RealUtterance("tts", other, "en", clip)])
+    assert out["clips"] == 1 and out["per_clip"]["tts"] == out["per"] < 0.5 < wrong["per"]
 
 
 def test_real_data_absent_is_reported(tmp_path, monkeypatch):
