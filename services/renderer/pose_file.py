@@ -72,9 +72,6 @@ def save(fast: FastRenderer, path: Path) -> int:
     items = fast.cache.items()
     if not items:
         return 0
-    widths = {len(k) for k, _ in items}
-    if len(widths) != 1:
-        return 0  # keys of different kinds: nothing this module wrote
     keys = torch.frombuffer(bytearray(b"".join(k for k, _ in items)), dtype=torch.uint8).view(len(items), -1)
     tensors = {"keys": keys,
                "images": torch.stack([v.image.cpu() for _, v in items]).contiguous(),
