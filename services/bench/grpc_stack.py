@@ -2,7 +2,7 @@
 
 `local_server` runs `talking-head serve` as a child process (Ray Serve from the packaged
 Serve config on free loopback ports, subjects from the local store, one intra-op thread per
-replica, the renderer's pose cache in memory only), waits until `ListSubjects` answers, yields the gRPC target and stops the server
+replica but the renderer's (`serve --render-threads`), the renderer's pose cache in memory only), waits until `ListSubjects` answers, yields the gRPC target and stops the server
 after. `speak_streams` runs N concurrent `Speak` streams of one text, started together, and
 times each: request to the first media chunk (the first after the init segment), to the
 last chunk, and the video it carried.
@@ -30,8 +30,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(log: Path, wait_s: float = 600.0) -> Iterator[str]:
-    """`talking-head serve` on loopback (its output in `log`); yields host:port of its gRPC."""
+def local_server(log: Path, wait_s: float = 600.0, render_threads: int | None = None) -> Iterator[str]:
+    """`talking-head serve` on loopback (its output in `log`; `render_threads`: its
+    --render-threads, default serve's own); yields host:port of its gRPC."""
     import grpc
 
     from services.protos.talkinghead.v1 import avatar_pb2, avatar_pb2_grpc
@@ -42,7 +43,7 @@ def local_server(log: Path, wait_s: float = 600.0) -> Iterator[str]:
            "TALKING_HEAD_POSE_CACHE": "off"}  # its first stream renders poses it has not seen
     env.pop("RAY_ADDRESS", None)  # a cluster of its own
     cmd = [sys.executable, "-m", "services.cli", "serve", "--grpc-port", str(gport), "--http-port", str(hport),
-           "--host", "127.0.0.1"]
+           "--host", "127.0.0.1"] + ([] if render_threads is None else ["--render-threads", str(render_threads)])
     with open(log, "w") as out:
         server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     target = f"127.0.0.1:{gport}"

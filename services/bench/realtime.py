@@ -136,17 +136,20 @@ def speak(stages: Any, subject: str, text: str, cache: Any = None) -> dict[str, 
     return out
 
 
-def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2),
+                 render_threads: int | None = None) -> dict[str, Any]:
     """`text` streamed over gRPC `Speak` from a local `talking-head serve` (subjects from the
-    local store) after one warm-up stream of another text: one stream (poses the server has
-    not rendered), one again (its poses cached), then each larger count of concurrent streams."""
+    local store; `render_threads`: its --render-threads) after one warm-up stream of another
+    text: one stream (poses the server has not rendered), one again (its poses cached), then
+    each larger count of concurrent streams."""
     import tempfile
     from pathlib import Path
 
     from services.bench.grpc_stack import local_server, speak_streams
 
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="th-realtime-") as work, local_server(Path(work) / "serve.log") as target:
+    out: dict[str, Any] = {"render_threads": os.cpu_count() if render_threads is None else render_threads}
+    with (tempfile.TemporaryDirectory(prefix="th-realtime-") as work,
+          local_server(Path(work) / "serve.log", render_threads=render_threads) as target):
         out["target"] = target
         # the subject loads, the first TTS call; on a still pose, so no pose of the text is cached
         speak_streams(target, subject, QUICK_SENTENCE, 1, static_pose=True)

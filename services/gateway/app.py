@@ -706,7 +706,8 @@ def build_app(args: dict | None = None) -> Any:
     webhooks (`WebhookPolicy`: allow_hosts, allow_http, secret (default
     $TALKING_HEAD_WEBHOOK_SECRET), timeout_s, retries, backoff_s, workers, max_pending),
     live (`ice_servers`: STUN/TURN servers for the sessions' peers, `[{urls, username,
-    credential}]`), device (renderer: cuda|cpu, default auto)."""
+    credential}]`), device (renderer: cuda|cpu, default auto), render_threads (the renderer's
+    intra-op threads; 0, the default: as many as its replica's num_cpus)."""
     from services.denoise.deployment import DenoiseDeployment
     from services.encoder.deployment import EncoderDeployment
     from services.renderer.deployment import RendererDeployment
@@ -723,7 +724,10 @@ def build_app(args: dict | None = None) -> Any:
     if unknown:
         raise InvalidInput(f"unknown live setting(s) {', '.join(unknown)}: the settings are ice_servers")
     check_ice_servers(live.get("ice_servers"))
+    render_threads = args.get("render_threads", 0)
+    if not isinstance(render_threads, int) or isinstance(render_threads, bool) or render_threads < 0:
+        raise InvalidInput(f"render_threads must be a whole number ≥ 0, got {render_threads!r}")
     return Avatar.bind(TtsDeployment.bind(), DenoiseDeployment.bind(), EncoderDeployment.bind(redis_url),
-                       RendererDeployment.bind(redis_url, args.get("device"), frames_per_batch),
+                       RendererDeployment.bind(redis_url, args.get("device"), frames_per_batch, render_threads),
                        redis_url=redis_url, api_keys=args.get("api_keys"), limits=limits, webhooks=webhooks,
                        live=live)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     sv.add_argument("--http-port", type=int, default=None, help="override http_options.port (8000)")
     sv.add_argument("--grpc-port", type=int, default=None, help="override grpc_options.port (9000)")
     sv.add_argument("--host", default=None, help="override http_options.host (0.0.0.0)")
+    sv.add_argument("--render-threads", type=int, default=None, metavar="N",
+                    help="intra-op threads of each renderer replica (default: on a machine without GPUs, "
+                         "every core, so one stream renders on all of them; else the replica's num_cpus)")
     sv.set_defaults(func=_serve)
 
     group = groups.get("subjects")
@@ -160,8 +164,16 @@ def _serve(args: argparse.Namespace) -> int:
     from services.gateway import serving
 
     gpus = serving.gpus_available()
-    config = serving.adapt_config(serving.read_config(args.config), gpus=gpus, http_port=args.http_port,
-                                  grpc_port=args.grpc_port, http_host=args.host)
+    if args.render_threads is not None and args.render_threads < 0:
+        from services.common.errors import InvalidInput
+
+        raise InvalidInput(f"--render-threads must be ≥ 0, got {args.render_threads}")
+    config = serving.read_config(args.config)
+    threads = args.render_threads
+    if threads is None and gpus <= 0 and not serving.sets_render_threads(config):
+        threads = os.cpu_count() or 1  # one stream's frames over every core (the fast path splits them)
+    config = serving.adapt_config(config, gpus=gpus, http_port=args.http_port, grpc_port=args.grpc_port,
+                                  http_host=args.host, app_args=None if threads is None else {"render_threads": threads})
     if gpus <= 0:
         print("no GPU found: the renderer runs on CPU (num_gpus dropped from the config)")
     serving.start(config)

@@ -48,6 +48,11 @@ def adapt_config(config: dict[str, Any], *, gpus: float = 0, http_port: int | No
     return cfg
 
 
+def sets_render_threads(config: dict[str, Any]) -> bool:
+    """Whether an application of the config sets the renderer's threads itself."""
+    return any("render_threads" in (app.get("args") or {}) for app in config["applications"])
+
+
 def validate(config: dict[str, Any]) -> Any:
     from ray.serve.schema import ServeDeploySchema
 

@@ -4,7 +4,10 @@ GPUs exist (resources come from the Serve config file), streaming frame batches.
 Subjects load through `SubjectSource` (Redis, then the local store) and live in Ray Serve's
 per-replica LRU (`@serve.multiplexed`), so a replica keeps rendering its loaded subjects when
 Redis is down. Rendering runs one batch at a time in a worker thread: a cancelled stream
-stops after the batch in flight.
+stops after the batch in flight. `threads` > 0 renders on that many intra-op threads instead
+of the replica's own count (Ray gives an actor as many as its `num_cpus`): on a CPU machine
+the fast path splits a batch's frames over them, and the other stages' replicas are mostly
+idle while a stream renders.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ray import serve
 from services.common.errors import InvalidInput, RateMismatch
 from services.common.rpc import grpc_method
 from services.common.subject_source import SubjectSource
+from services.common.threads import intra_op_threads
 from services.common.types import render_batches
 from services.common.wire import codes_from_proto
 from services.protos.talkinghead.v1 import common_pb2
@@ -31,13 +35,15 @@ _END = object()
 
 @serve.deployment(name="Renderer")
 class RendererDeployment:
-    def __init__(self, redis_url: str | None = None, device: str | None = None, frames_per_batch: int = 8) -> None:
+    def __init__(self, redis_url: str | None = None, device: str | None = None, frames_per_batch: int = 8,
+                 threads: int = 0) -> None:
         import torch
         from ray.serve.metrics import Counter, Histogram
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.source = SubjectSource(redis_url)
         self.frames_per_batch = frames_per_batch
+        self.threads = threads if threads > 0 else None
         self.stats_ = {"requests": 0, "loads": 0, "load_failures": 0, "frames": 0, "active_renders": 0}
         self._m_cache = Counter("talking_head_renderer_subject_cache_total",
                                 description="Subject lookups in this replica by result (hit, miss).",
@@ -104,7 +110,7 @@ class RendererDeployment:
         self.stats_["active_renders"] += 1
         try:
             while True:  # one batch per thread hop: cancellation lands between batches
-                frames = await asyncio.to_thread(next, it, _END)
+                frames = await asyncio.to_thread(self._next, it)
                 if frames is _END:
                     return
                 self.stats_["frames"] += len(frames)
@@ -113,6 +119,10 @@ class RendererDeployment:
         finally:
             self.stats_["active_renders"] -= 1
             it.close()
+
+    def _next(self, it: Any) -> Any:
+        with intra_op_threads(self.threads):
+            return next(it, _END)
 
     async def stats(self) -> dict[str, int | str]:
         """This replica's counters and its Ray actor name (`replica`: to find it, e.g. to stop it)."""
