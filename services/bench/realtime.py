@@ -8,8 +8,10 @@ so both see the same machine load. Reported: frames per second of each and their
 (comparable across machines and loads; the absolute fps only with the load it was measured
 under), the fast path's PSNR against the full render (min and mean over the frames), and the
 fast path on a still pose (every frame after the first starts from the cached one). The
-moving head is measured twice: on poses the renderer has never seen (its pose cache emptied
-first) and again on the same poses with other codes, as every later request that replays the
+moving head is measured three times: on poses the renderer has never seen (its pose cache emptied
+first), on the same poses again through the fast path alone (its cache emptied again; no full
+render between its batches, as `say` and the server run it), and on the same poses with other
+codes, as every later request that replays the
 same stretch of the track renders them (the pose cache, kept on disk by
 services.renderer.pose_file, outlives the process).
 
@@ -84,6 +86,14 @@ def compare(renderer: Any, codes: np.ndarray, poses: np.ndarray, blinks: np.ndar
         "psnr_mean_db": float(np.mean(scores)),
         "fast_rays_per_pixel": (renderer.fast.rays - rays0) / (n * h * w_),
     }
+
+
+def fast_alone(renderer: Any, codes: np.ndarray, poses: np.ndarray, blinks: np.ndarray,
+               frames_per_batch: int = 8) -> dict[str, Any]:
+    """The fast path alone on the frames `compare` rendered (no full render between its
+    batches, as `say` and the server run it): fps and CPU seconds per frame."""
+    _, wall, cpu = _timed(renderer, codes, poses, blinks, frames_per_batch)
+    return {"frames": len(codes), "fast_fps": len(codes) / wall, "fast_cpu_s_per_frame": cpu / len(codes)}
 
 
 def encode_rtf(stages: Any, info: Any, clips: list[Any], lang: str = "en") -> dict[str, Any]:
@@ -199,6 +209,8 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
             list(renderer.render(codes[:2], other, blinks[:2], exact=exact))
         renderer.fast.cache.clear()
         moving = compare(renderer, codes, poses, blinks)
+        renderer.fast.cache.clear()
+        moving_alone = fast_alone(renderer, codes, poses, blinks)
         moving_cached = compare(renderer, codes[::-1].copy(), poses, blinks)  # other codes, same poses
         still_poses, still_blinks = renderer.conditions(n, static_pose=True, seed=0)
         still = compare(renderer, codes, still_poses, still_blinks)
@@ -216,6 +228,7 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
         "load_avg_before": [round(v, 2) for v in load_before],
         "load_avg_after": [round(v, 2) for v in os.getloadavg()],
         "moving": moving,
+        "moving_fast_alone": moving_alone,
         "moving_cached_poses": moving_cached,
         "still_pose": still,
         "text": text,

@@ -13,6 +13,9 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
   keeps around the head carries almost no weight. Given a pose to check on, that grid (or
   one half as sparse) is kept only if a small frame rendered with it matches the training
   grid's within `check_psnr` dB; else the training grid is used.
+- **Longer steps.** Samples are `step_scale` times further apart along a ray than in the
+  full render: the fitted head is opaque within a few samples, and the frames stay within
+  the goal's distance of the full render (~42 dB at 1.5× on the demo, against ~46 dB at 1×).
 - **Cheaper samples.** The head computes no attention maps (`HeadCond.lean`), its MLPs run
   in bfloat16 where the CPU has native bfloat16 dot products (in blocks of a few fixed sizes:
   oneDNN keeps one cached primitive of a few MB per GEMM shape), and the torso is evaluated
@@ -57,6 +60,7 @@ class FastPathConfig:
     tau: float = 0.16  # subdivide a cell whose corners differ by more than this (colour or opacity)
     dilate_levels: int = 1  # on the first this many levels, subdivide the neighbours of such a cell too
     occupancy_scale: float = 2.0  # sample only cells denser than this × the training threshold
+    step_scale: float = 1.5  # ray step length × the full render's
     check_psnr: float = 45.0  # ... if a check frame rendered so is within this of the training grid's
     torso_cutoff: float = 0.999  # no torso behind head pixels at least this opaque
     change_tau: float = 6.0 / 255  # cached pose: a lattice ray counts as changed above this
@@ -68,6 +72,8 @@ class FastPathConfig:
     def __post_init__(self) -> None:
         if self.stride < 1 or self.stride & (self.stride - 1):
             raise ValueError(f"stride must be a power of two, got {self.stride}")
+        if not self.step_scale > 0:
+            raise ValueError(f"step_scale must be > 0, got {self.step_scale}")
         if self.autocast not in (None, "auto", "bfloat16", "float16"):
             raise ValueError(f"autocast must be None, 'auto', 'bfloat16' or 'float16', got {self.autocast!r}")
 
@@ -252,7 +258,8 @@ class FastRenderer:
         dtype = config.autocast
         if dtype == "auto":
             dtype = "bfloat16" if background.device.type == "cpu" and native_bf16() else None
-        self.render_config: RenderConfig = replace(model.render_config, autocast_dtype=dtype)
+        self.render_config: RenderConfig = replace(model.render_config, autocast_dtype=dtype,
+                                                   dt=model.render_config.dt * config.step_scale)
         self.head = BlockedField(model.head, config.field_block)
         self.cache = PoseCache(config.cache_bytes)
         s = config.stride

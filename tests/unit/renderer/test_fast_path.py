@@ -17,7 +17,7 @@ from services.renderer.service import SubjectRenderer
 #: every cell subdivided, every lattice ray of a cached pose counted as changed, the training
 #: occupancy, float32: the fast path's bookkeeping must then give the full render (up to the
 #: torso it skips where it is under 1e-3 or behind a head at least 0.999 opaque)
-EVERY_RAY = FastPathConfig(tau=-1.0, change_tau=-1.0, occupancy_scale=1.0, autocast=None)
+EVERY_RAY = FastPathConfig(tau=-1.0, change_tau=-1.0, occupancy_scale=1.0, step_scale=1.0, autocast=None)
 
 
 @pytest.fixture(scope="module")

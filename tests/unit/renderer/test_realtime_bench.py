@@ -24,6 +24,8 @@ def test_quick_realtime_benchmark_writes_json(tmp_path: Path) -> None:
         assert 0 < r["fast_rays_per_pixel"] < 1
     assert result["still_pose"]["fast_rays_per_pixel"] < result["moving"]["fast_rays_per_pixel"]
     assert result["moving_cached_poses"]["fast_rays_per_pixel"] < result["moving"]["fast_rays_per_pixel"]
+    alone = result["moving_fast_alone"]
+    assert alone["frames"] == 8 and alone["fast_fps"] > 0 and alone["fast_cpu_s_per_frame"] > 0
     enc = result["encode"]
     assert enc["encoder_threads"] == 1 and enc["rtf"] > 0 and enc["rtf_caller_threads"] > 0
     for chain in (result["pipeline"]["cold"], result["pipeline"]["cached"]):
