@@ -175,7 +175,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = serving.adapt_config(config, gpus=gpus, http_port=args.http_port, grpc_port=args.grpc_port,
                                   http_host=args.host, app_args=None if threads is None else {"render_threads": threads})
     if gpus <= 0:
-        print("no GPU found: the renderer runs on CPU (num_gpus dropped from the config)")
+        on = f" on {threads} intra-op threads" if threads else ""
+        print(f"no GPU found: the renderer runs on CPU{on} (num_gpus dropped from the config)")
     serving.start(config)
     http = config.get("http_options", {})
     grpc_port = config.get("grpc_options", {}).get("port", 9000)

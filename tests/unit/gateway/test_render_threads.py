@@ -41,3 +41,11 @@ def test_batches_render_on_the_replicas_threads(monkeypatch):
         replica = cls(threads=threads)
         assert replica._next(batches()) == expected
         assert torch.get_num_threads() == before
+
+
+def test_serve_refuses_negative_render_threads(capsys):
+    from services.cli import main
+
+    assert main(["serve", "--render-threads", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--render-threads" in err[0]
