@@ -9,7 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import lfilter, resample_poly
 
 from services.common.errors import InvalidInput, TalkingHeadError
 from services.common.types import ANALYSIS_SAMPLE_RATE, MEL_FPS, AudioClip
@@ -133,6 +132,9 @@ def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Polyphase (Kaiser-windowed sinc) resampling; output length = round(n·sr_out/sr_in)."""
     if sr_in == sr_out:
         return np.asarray(samples, dtype=np.float32)
+    # Imported here: importing scipy.signal takes ~0.7 s
+    from scipy.signal import resample_poly
+
     ratio = Fraction(sr_out, sr_in)
     out = resample_poly(np.asarray(samples, dtype=np.float64), ratio.numerator, ratio.denominator,
                         window=("kaiser", 8.0))
@@ -217,6 +219,8 @@ def wav2lip_mel(samples: np.ndarray, sample_rate: int = ANALYSIS_SAMPLE_RATE) ->
     """Wav2Lip's normalised log-mel: [80, T] float32 at 80 frames/s in [-4, 4], T = 1 + n // 200."""
     if sample_rate != ANALYSIS_SAMPLE_RATE:
         raise InvalidInput(f"the mel front end needs {ANALYSIS_SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
+    from scipy.signal import lfilter
+
     emphasised = lfilter([1.0, -0.97], [1.0], np.asarray(samples, dtype=np.float64))
     spec = stft_magnitude(emphasised, MEL_N_FFT, MEL_HOP)
     mel = mel_filterbank() @ spec

