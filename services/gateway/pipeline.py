@@ -11,7 +11,9 @@ deployments (the app's).
 
 from __future__ import annotations
 
+import importlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -68,11 +70,14 @@ class _Prefetch(Generic[T]):
     started at once; the thread's errors are raised to the reader. `close` stops the
     thread (at its next item) and closes `items` there."""
 
-    def __init__(self, items: Iterator[T], depth: int = 2, name: str = "tts-prefetch") -> None:
+    def __init__(self, items: Iterator[T], depth: int = 2, name: str = "tts-prefetch",
+                 stop: threading.Event | None = None) -> None:
         self._items = items
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        threading.Thread(target=self._work, daemon=True, name=name).start()
+        self._stop = stop or threading.Event()  # `items` may watch it to stop sooner
+        # Not a daemon: a process that exits (say on an error) waits for the thread to leave
+        # native code (a voice loading, a sentence encoding) instead of aborting under it.
+        threading.Thread(target=self._work, name=name).start()
 
     def _put(self, x: object) -> bool:
         while not self._stop.is_set():
@@ -193,13 +198,17 @@ class Pipeline:
         if req.text is None:
             assert req.audio is not None
             return iter([(req.audio, 0.0)])
-        return _Prefetch(self._audio(req.text, req.lang, req.voice))
+        stop = threading.Event()
+        return _Prefetch(self._audio(req.text, req.lang, req.voice, stop), stop=stop)
 
-    def _audio(self, text: str, lang: str, voice: str | None) -> Iterator[AudioClip]:
-        sentences = self.stages.sentences(text, lang, voice)  # runs on the prefetch thread
+    def _audio(self, text: str, lang: str, voice: str | None, stop: threading.Event) -> Iterator[AudioClip]:
+        sentences = iter(self.stages.sentences(text, lang, voice))  # loads the voice (on the prefetch thread)
         try:
-            for s in sentences:
-                yield s.audio
+            while not stop.is_set():  # a request that failed meanwhile (its subject) synthesises nothing
+                speech = next(sentences, None)
+                if speech is None:
+                    return
+                yield speech.audio
         finally:
             _close(sentences)
 
@@ -239,6 +248,7 @@ class Pipeline:
         # The TTS speaks while the subject opens (and, in a new process, while torch and
         # the models load); a subject error is still the one raised first.
         speech = self._speech(req)
+        _import_in_background("scipy.signal")  # the first sentence's resampling needs it (~0.7 s to import)
         try:
             subject = self.stages.subject(req.subject)
         except BaseException:
@@ -312,6 +322,13 @@ class Pipeline:
             times.first_chunk = sink.first_media_at - t_start
         return SpeakResult(frames=n_frames, seconds=n_frames / fps, fps=fps, times=times, sentences=sentences,
                            extra={"subject": subject.id, "size": [h, w]})
+
+
+def _import_in_background(module: str) -> None:
+    """Import `module` on a thread of its own unless it is loaded: a new process imports it
+    while it waits for other work (a thread that needs it first waits on the import lock)."""
+    if module not in sys.modules:
+        threading.Thread(target=importlib.import_module, args=(module,), name=f"import {module}").start()
 
 
 def _close(it: object) -> None:
