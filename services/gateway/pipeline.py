@@ -11,9 +11,7 @@ deployments (the app's).
 
 from __future__ import annotations
 
-import importlib
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -248,7 +246,6 @@ class Pipeline:
         # The TTS speaks while the subject opens (and, in a new process, while torch and
         # the models load); a subject error is still the one raised first.
         speech = self._speech(req)
-        _import_in_background("scipy.signal")  # the first sentence's resampling needs it (~0.7 s to import)
         try:
             subject = self.stages.subject(req.subject)
         except BaseException:
@@ -322,13 +319,6 @@ class Pipeline:
             times.first_chunk = sink.first_media_at - t_start
         return SpeakResult(frames=n_frames, seconds=n_frames / fps, fps=fps, times=times, sentences=sentences,
                            extra={"subject": subject.id, "size": [h, w]})
-
-
-def _import_in_background(module: str) -> None:
-    """Import `module` on a thread of its own unless it is loaded: a new process imports it
-    while it waits for other work (a thread that needs it first waits on the import lock)."""
-    if module not in sys.modules:
-        threading.Thread(target=importlib.import_module, args=(module,), name=f"import {module}").start()
 
 
 def _close(it: object) -> None:

@@ -139,8 +139,7 @@ def test_an_exact_request_reaches_the_renderer(demo, tts, tmp_path, monkeypatch)
 
 def test_uploaded_audio_is_resampled_to_16k_once(demo, tmp_path, monkeypatch):
     """44.1 kHz upload, denoised: one resampling (44.1 → 16 kHz) feeds denoiser and encoder."""
-    import scipy.signal
-
+    from services.common import audio
     from services.common.types import AudioClip
     from services.gateway.pipeline import Pipeline
     from services.gateway.request import SpeakRequest
@@ -150,8 +149,8 @@ def test_uploaded_audio_is_resampled_to_16k_once(demo, tmp_path, monkeypatch):
     store = LocalSubjectStore(tmp_path / "subjects", bundled=None)
     store.save(_with_kind(demo, "flat"))
     calls = []
-    real = scipy.signal.resample_poly  # services.common.audio imports it where it resamples
-    monkeypatch.setattr(scipy.signal, "resample_poly", lambda x, up, down, **kw: calls.append((up, down)) or real(x, up, down, **kw))
+    real = audio.resample_poly
+    monkeypatch.setattr(audio, "resample_poly", lambda x, up, down, **kw: calls.append((up, down)) or real(x, up, down, **kw))
     t = np.arange(44100) / 44100
     clip = AudioClip((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
     res = Pipeline(subjects=store).run(SpeakRequest(audio=clip, subject="demo"), FragmentedMp4Sink(lambda c: None))
