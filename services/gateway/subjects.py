@@ -34,10 +34,16 @@ class OpenSubject:
 
 
 def open_subject(bundle: SubjectBundle, device: str | torch.device = "cpu") -> OpenSubject:
+    """The subject's audio encoder and renderer, made on one intra-op thread: the ops of an
+    opening are small (the fast path's 48² check render), and on two threads beside a busy
+    one (the TTS speaking meanwhile) each waits at OpenMP's barrier: 2.5-3.6 s against 0.1-0.4 s
+    for the demo on the 2-core machine."""
+    from services.common.threads import intra_op_threads
     from services.encoder.service import subject_audio_encoder
     from services.renderer.service import open_renderer
 
-    return OpenSubject(subject_audio_encoder(bundle), open_renderer(bundle, device))
+    with intra_op_threads(1):
+        return OpenSubject(subject_audio_encoder(bundle), open_renderer(bundle, device))
 
 
 class SubjectCache:
