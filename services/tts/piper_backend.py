@@ -62,15 +62,15 @@ def _aligned_model(model_path: Path) -> str | bytes:
     directory, written on first use, else the patched model's bytes. From the file a new
     process skips parsing and re-serialising 63 MB of protobuf (~0.3 s of interpreter time
     while `say` loads torch beside it)."""
-    import onnx
-    from piper.patch_voice_with_alignment import add_alignment_output
-
     stat = model_path.stat()
     key = hashlib.sha256(f"{model_path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     cached = cache_dir() / "voices" / f"{model_path.stem}-aligned-{key}.onnx"
     use_cache = os.environ.get(VOICE_CACHE_ENV, "").lower() != "off"
     if use_cache and cached.is_file():
         return str(cached)
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
     model = onnx.load(str(model_path))
     try:
         add_alignment_output(model)
