@@ -99,9 +99,9 @@ def test_symbol_timings_merge_marks_and_cover_samples():
     assert t[-1].end == pytest.approx(0.350)
 
 
-def test_the_aligned_voice_is_kept_in_the_cache_directory(tmp_path, monkeypatch):
-    """The first voice load writes the alignment-patched model there; the next loads it as
-    a file, and both give phoneme alignments."""
+def test_the_prepared_voice_is_kept_in_the_cache_directory(tmp_path, monkeypatch):
+    """The first voice load writes the alignment-patched, optimised model there; the next
+    loads it as a file, and both give phoneme alignments."""
     from services.tts import piper_backend
 
     monkeypatch.setenv("TALKING_HEAD_HOME", str(tmp_path))
@@ -115,4 +115,4 @@ def test_the_aligned_voice_is_kept_in_the_cache_directory(tmp_path, monkeypatch)
         chunk = next(iter(backend._voice.synthesize("Hello there.", include_alignments=True)))
         assert chunk.phoneme_alignments
     monkeypatch.setenv(piper_backend.VOICE_CACHE_ENV, "off")
-    assert isinstance(piper_backend._aligned_model(piper_backend._bundled_voice()[0]), bytes)
+    assert isinstance(piper_backend._voice_model(piper_backend._bundled_voice()[0]), bytes)
