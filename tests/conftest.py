@@ -10,6 +10,7 @@ import torch
 # The renderer's on-disk pose cache stays off unless a test turns it on: tests must not
 # write into the user's cache directory, nor depend on what an earlier run left there.
 os.environ.setdefault("TALKING_HEAD_POSE_CACHE", "off")
+os.environ.setdefault("TALKING_HEAD_VOICE_CACHE", "off")  # likewise the TTS voice's patched copy
 
 # Tests use tiny tensors: one intra-op thread avoids OpenMP spin-waiting, which makes
 # small convolutions many times slower whenever another process shares the cores.

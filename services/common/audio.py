@@ -9,7 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import lfilter, resample_poly
 
 from services.common.errors import InvalidInput, TalkingHeadError
 from services.common.types import ANALYSIS_SAMPLE_RATE, MEL_FPS, AudioClip
@@ -142,6 +141,56 @@ def resample(samples: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return out[:n].astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _kaiser_lowpass(up: int, down: int, beta: float) -> tuple[np.ndarray, int]:
+    """scipy.signal.resample_poly's filter, firwin(20·r + 1, 1/r, ("kaiser", beta))·up with
+    r = max(up, down), and its half length."""
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    m = np.arange(2 * half_len + 1) - float(half_len)
+    cutoff = 1.0 / max_rate
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(2 * half_len + 1, beta)
+    return h / np.sum(h) * up, half_len
+
+
+def resample_poly(x: np.ndarray, up: int, down: int, window: tuple[str, float] = ("kaiser", 5.0)) -> np.ndarray:
+    """scipy.signal.resample_poly(x, up, down, window=("kaiser", beta)) of a 1-D signal
+    (zero padding) in numpy: the two agree to an ulp or two of float64, so the float32
+    audio `resample` returns is the same. Importing scipy.signal costs a new process ~0.7 s of
+    interpreter time that `say` needs for loading torch and its voice."""
+    kind, beta = window
+    if kind != "kaiser":
+        raise ValueError(f"only a Kaiser window is supported, not {kind!r}")
+    x = np.asarray(x, dtype=np.float64)
+    n_in = len(x)
+    n_out = -(-n_in * up // down)
+    h, half_len = _kaiser_lowpass(up, down, float(beta))
+    pre_pad = down - half_len % down  # centres the outputs, as scipy does
+    taps = -(-(pre_pad + len(h)) // up)  # filter taps per output
+    hp = np.zeros(taps * up)
+    hp[pre_pad:pre_pad + len(h)] = h
+    # Output k is sample j = (k + skip)·down of the upsampled, filtered signal:
+    # y[j] = sum over t of x[j // up − t]·hp[j % up + t·up]. Outputs k, k + up, k + 2·up ...
+    # share one phase (their filter) and step `down` inputs: one matrix-vector product each.
+    j = (np.arange(n_out, dtype=np.int64) + (half_len + pre_pad) // down) * down
+    newest, phase = np.divmod(j, up)
+    tail = max(0, int(newest[-1]) + 1 - n_in) if n_out else 0
+    windows = np.lib.stride_tricks.sliding_window_view(np.concatenate((np.zeros(taps), x, np.zeros(tail))), taps)
+    oldest_first = np.arange(taps - 1, -1, -1) * up
+    out = np.empty(n_out)
+    for k in range(min(up, n_out)):
+        rows = windows[newest[k] + 1::down][:len(range(k, n_out, up))]
+        out[k::up] = rows @ hp[phase[k] + oldest_first]
+    return out
+
+
+def pre_emphasis(x: np.ndarray, coefficient: float) -> np.ndarray:
+    """y[n] = x[n] − c·x[n−1]: scipy.signal.lfilter([1, −c], [1], x), bit for bit."""
+    y = x.copy()
+    y[1:] -= coefficient * x[:-1]
+    return y
+
+
 def pad_to_frames(clip: AudioClip, fps: float, n_frames: int | None = None) -> tuple[AudioClip, int]:
     """Zero-pad a clip to a whole number of video frames (the next frame boundary, or exactly
     `n_frames` when given and longer), so each sentence starts on a frame boundary."""
@@ -217,7 +266,7 @@ def wav2lip_mel(samples: np.ndarray, sample_rate: int = ANALYSIS_SAMPLE_RATE) ->
     """Wav2Lip's normalised log-mel: [80, T] float32 at 80 frames/s in [-4, 4], T = 1 + n // 200."""
     if sample_rate != ANALYSIS_SAMPLE_RATE:
         raise InvalidInput(f"the mel front end needs {ANALYSIS_SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
-    emphasised = lfilter([1.0, -0.97], [1.0], np.asarray(samples, dtype=np.float64))
+    emphasised = pre_emphasis(np.asarray(samples, dtype=np.float64), 0.97)
     spec = stft_magnitude(emphasised, MEL_N_FFT, MEL_HOP)
     mel = mel_filterbank() @ spec
     db = 20.0 * np.log10(np.maximum(1e-5, mel)) - 20.0

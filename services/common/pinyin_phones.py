@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pypinyin.contrib.tone_convert import to_finals, to_initials
-
 _INITIALS: dict[str, list[str]] = {
     "b": ["b"], "p": ["p"], "m": ["m"], "f": ["f"], "d": ["d"], "t": ["t"],
     "n": ["n"], "l": ["l"], "g": ["ɡ"], "k": ["k"], "h": ["h"],
@@ -71,6 +69,9 @@ def unit_phonemes(initial: str | None = None, final: str | None = None) -> list[
 def syllable_phonemes(pinyin_tone3: str) -> PinyinSyllable | None:
     """Spell one TONE3 pinyin syllable with voice phonemes; None if it is not pinyin."""
     tone = int(pinyin_tone3[-1]) if pinyin_tone3[-1:].isdigit() else 5
+    # Imported here: pypinyin loads in ~0.3 s
+    from pypinyin.contrib.tone_convert import to_finals, to_initials
+
     bare = pinyin_tone3.rstrip("012345")
     initial = to_initials(bare, strict=True) or ""
     final = to_finals(bare, strict=True) or ""

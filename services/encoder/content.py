@@ -2,6 +2,9 @@
 → 50 Hz phonetic posteriors (or hidden states).
 
 - Only local directories are accepted (``local_files_only``): never a hub id.
+- A wav2vec2 CTC checkpoint in safetensors (the bundled model) is read by
+  services.encoder.wav2vec2 without importing transformers (~2 s per process); other
+  models go through transformers.
 - Frame t is centred on t·20 ms: the waveform is padded by half the receptive field on
   both sides, so a clip of n samples gives floor(n / 320) + 1 frames.
 - CTC models give posteriors. A character-level Mandarin vocabulary is reduced to pinyin
@@ -17,12 +20,14 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from services.common.errors import InvalidInput, NotFound, RateMismatch
 from services.common.types import ANALYSIS_SAMPLE_RATE, CONTENT_FPS, AudioClip
+from services.encoder import wav2vec2
 from services.encoder.features import ContentFrames
 from services.encoder.phone_space import SPACES, PhoneSpace
 from services.encoder.pinyin import PinyinReducer, is_character_vocab
@@ -50,6 +55,19 @@ def tiny_ctc_config(vocab_size: int, hidden: int = 192, layers: int = 3, heads: 
         hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.05, final_dropout=0.1,
         layerdrop=0.0, mask_time_prob=0.05, mask_time_length=5, ctc_loss_reduction="mean",
         pad_token_id=0, ctc_zero_infinity=True)
+
+
+def _load_native(path: Path) -> tuple[torch.nn.Module | None, Any]:
+    """(model, its spec) through services.encoder.wav2vec2 when that module reproduces the
+    checkpoint (a wav2vec2 CTC in safetensors with a vocab); else (None, None)."""
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    weights = path / "model.safetensors"
+    if not (wav2vec2.supports(config) and weights.is_file() and (path / "vocab.json").is_file()):
+        return None, None
+    from safetensors.torch import load_file
+
+    model = wav2vec2.load_wav2vec2_ctc(config, load_file(weights))
+    return (model, model.config) if model is not None else (None, None)
 
 
 def receptive_field(config) -> tuple[int, int]:
@@ -97,15 +115,18 @@ class ContentModel:
         path = Path(path)
         if not path.is_dir() or not (path / "config.json").is_file():
             raise NotFound(f"content model directory not found (need a local dir with config.json): {path}")
-        from transformers import AutoConfig, AutoModel, AutoModelForCTC
-        from transformers.utils import logging as hf_logging
+        model, config = _load_native(path)
+        is_ctc = model is not None
+        if model is None:
+            from transformers import AutoConfig, AutoModel, AutoModelForCTC
+            from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-        archs = config.architectures or []
-        is_ctc = any(a.endswith("ForCTC") for a in archs) and (path / "vocab.json").is_file()
-        loader = AutoModelForCTC if is_ctc else AutoModel
-        model = loader.from_pretrained(path, local_files_only=True, use_safetensors=None)
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the CLI's output
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+            archs = config.architectures or []
+            is_ctc = any(a.endswith("ForCTC") for a in archs) and (path / "vocab.json").is_file()
+            loader = AutoModelForCTC if is_ctc else AutoModel
+            model = loader.from_pretrained(path, local_files_only=True, use_safetensors=None)
         normalize = True
         prep = path / "preprocessor_config.json"
         if prep.is_file():

@@ -25,8 +25,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from pypinyin import Style, lazy_pinyin, pinyin
-from pypinyin.contrib.tone_convert import to_tone3
 
 from services.encoder.units import (BLANK, DIGIT, LATIN, SPACE, UNK, pinyin_units, split_syllable,
                                     syllable_units)
@@ -68,6 +66,7 @@ def common_hanzi() -> list[str]:
 @lru_cache(maxsize=1)
 def _phrase_reading_counts() -> dict[str, Counter]:
     """char → Counter(TONE3 reading → number of dictionary phrases reading it that way)."""
+    from pypinyin.contrib.tone_convert import to_tone3
     from pypinyin.phrases_dict import phrases_dict
 
     counts: dict[str, Counter] = {}
@@ -81,6 +80,9 @@ def _phrase_reading_counts() -> dict[str, Counter]:
 
 def char_readings(ch: str) -> list[tuple[str, float]]:
     """All TONE3 readings of one hanzi with prior weights summing to 1."""
+    # Imported here: pypinyin loads in ~0.3 s, English needs none of it
+    from pypinyin import Style, pinyin
+
     readings = pinyin(ch, style=Style.TONE3, heteronym=True, neutral_tone_with_five=True)[0]
     readings = [r for r in dict.fromkeys(readings) if r[:1].isalpha() and r.isascii()]
     if not readings:
@@ -145,6 +147,8 @@ class PinyinReducer:
 
 def text_units(text: str) -> list[str]:
     """Hanzi text → pinyin units in context (phrase-aware: 银行 hang2, 行走 xing2), for references."""
+    from pypinyin import Style, lazy_pinyin
+
     out: list[str] = []
     for syl in lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore"):
         if syl[:1].isalpha() and syl[-1:].isdigit():

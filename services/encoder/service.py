@@ -95,7 +95,7 @@ class EncoderService:
             return self._content
 
     def load_content_in_background(self) -> None:
-        """Start loading the content model on a daemon thread; no-op once it is loaded.
+        """Start loading the content model on a thread of its own; no-op once it is loaded.
         A load error is left for the first `content_model` use to raise where it is reported."""
         if self._content is not None or self._content_path is None:
             return
@@ -109,7 +109,9 @@ class EncoderService:
             except Exception:  # noqa: BLE001 - re-raised by the caller's own load
                 pass
 
-        threading.Thread(target=load, daemon=True, name="content-model-load").start()
+        # Not a daemon: a process exiting meanwhile waits for the warm-up (≤ 0.1 s) to leave
+        # torch; killing a thread inside it aborts the process ("terminate called ...").
+        threading.Thread(target=load, name="content-model-load").start()
 
     @property
     def content_dim(self) -> int:

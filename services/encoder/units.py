@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pypinyin.contrib.tone_convert import to_finals, to_initials
-
 from services.common.types import Speech
 
 BLANK = "<blank>"
@@ -57,6 +55,9 @@ def is_pinyin_unit(unit: str) -> bool:
 def split_syllable(tone3: str) -> tuple[str, str, int]:
     """'zhang3' → ('zh', 'ang', 3); neutral tone is 5; syllabic nasals keep their letters as final."""
     tone = int(tone3[-1]) if tone3[-1:].isdigit() else 5
+    # Imported here: pypinyin loads in ~0.3 s
+    from pypinyin.contrib.tone_convert import to_finals, to_initials
+
     bare = tone3.rstrip("012345").lower().replace("ü", "v")
     initial = to_initials(bare, strict=True) or ""
     final = to_finals(bare, strict=True) or ""

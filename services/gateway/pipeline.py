@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -63,45 +63,59 @@ class SpeakResult:
 _DONE = object()
 
 
-def _prefetch(items: Iterator[T], depth: int = 2, name: str = "tts-prefetch") -> Iterator[tuple[T, float]]:
-    """(item, seconds it took) from a thread that runs `depth` items ahead; re-raises its
-    errors here. Closing the result stops the thread and closes `items`."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class _Prefetch(Generic[T]):
+    """(item, seconds it took) from a thread that runs `depth` items ahead of the reader,
+    started at once; the thread's errors are raised to the reader. `close` stops the
+    thread (at its next item) and closes `items` there."""
 
-    def put(x: object) -> bool:
-        while not stop.is_set():
+    def __init__(self, items: Iterator[T], depth: int = 2, name: str = "tts-prefetch",
+                 stop: threading.Event | None = None) -> None:
+        self._items = items
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = stop or threading.Event()  # `items` may watch it to stop sooner
+        # Not a daemon: a process that exits (say on an error) waits for the thread to leave
+        # native code (a voice loading, a sentence encoding) instead of aborting under it.
+        threading.Thread(target=self._work, name=name).start()
+
+    def _put(self, x: object) -> bool:
+        while not self._stop.is_set():
             try:
-                q.put(x, timeout=0.1)
+                self._queue.put(x, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
+    def _work(self) -> None:
         try:
             t0 = time.perf_counter()
-            for item in items:
-                if not put((item, time.perf_counter() - t0)):
+            for item in self._items:
+                if not self._put((item, time.perf_counter() - t0)):
                     return
                 t0 = time.perf_counter()
-            put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put(exc)
+            self._put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+            self._put(exc)
         finally:
-            _close(items)
+            _close(self._items)
 
-    threading.Thread(target=work, daemon=True, name=name).start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    def __iter__(self) -> _Prefetch[T]:
+        return self
+
+    def __next__(self) -> tuple[T, float]:
+        if self._stop.is_set():
+            raise StopIteration
+        item = self._queue.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 @dataclass
@@ -176,17 +190,30 @@ class Pipeline:
         self.limits = limits or Limits()
 
     def _speech(self, req: SpeakRequest) -> Iterator[tuple[AudioClip, float]]:
-        """(audio, seconds its TTS took) per sentence; an uploaded clip is one sentence."""
+        """(audio, seconds its TTS took) per sentence; an uploaded clip is one sentence.
+        The TTS starts at once on its own thread (loading its voice there), and its
+        errors, bad text included, are raised where the sentences are read."""
         if req.text is None:
             assert req.audio is not None
             return iter([(req.audio, 0.0)])
-        sentences = self.stages.sentences(req.text, req.lang, req.voice)
-        return _prefetch(_audio_of(sentences))
+        stop = threading.Event()
+        return _Prefetch(self._audio(req.text, req.lang, req.voice, stop), stop=stop)
 
-    def _prepared(self, req: SpeakRequest, subject: SubjectInfo) -> Iterator[_Sentence]:
-        """Each sentence padded to whole frames, resampled once to 16 kHz (optionally
-        denoised) and encoded, as the TTS delivers it."""
-        speech = self._speech(req)
+    def _audio(self, text: str, lang: str, voice: str | None, stop: threading.Event) -> Iterator[AudioClip]:
+        sentences = iter(self.stages.sentences(text, lang, voice))  # loads the voice (on the prefetch thread)
+        try:
+            while not stop.is_set():  # a request that failed meanwhile (its subject) synthesises nothing
+                speech = next(sentences, None)
+                if speech is None:
+                    return
+                yield speech.audio
+        finally:
+            _close(sentences)
+
+    def _prepared(self, req: SpeakRequest, subject: SubjectInfo,
+                  speech: Iterator[tuple[AudioClip, float]]) -> Iterator[_Sentence]:
+        """Each sentence of `speech` padded to whole frames, resampled once to 16 kHz
+        (optionally denoised) and encoded, as the TTS delivers it."""
         try:
             for clip, tts_s in speech:
                 mux_rate = clip.sample_rate if clip.sample_rate in _AAC_FRIENDLY else 16_000
@@ -216,7 +243,14 @@ class Pipeline:
         req = check_request(req, self.limits)
         t_start = time.perf_counter()
         times = StageTimes()
-        subject = self.stages.subject(req.subject)
+        # The TTS speaks while the subject opens (and, in a new process, while torch and
+        # the models load); a subject error is still the one raised first.
+        speech = self._speech(req)
+        try:
+            subject = self.stages.subject(req.subject)
+        except BaseException:
+            _close(speech)
+            raise
         fps = subject.fps
         h, w = subject.size
         spec: VideoSpec | None = None
@@ -229,7 +263,7 @@ class Pipeline:
             if cancelled is not None and cancelled():
                 raise Cancelled("request cancelled")
 
-        prepared = _prefetch(self._prepared(req, subject), depth=1, name="encode")
+        prepared = _Prefetch(self._prepared(req, subject, speech), depth=1, name="encode")
         mux = _MuxThread(sink, progress)
         try:
             for sent, _ in prepared:
@@ -276,6 +310,7 @@ class Pipeline:
             times.mux += time.perf_counter() - t1
         finally:
             _close(prepared)
+            _close(speech)
             mux.stop()
             times.mux += mux.seconds
             if spec is not None and not complete:
@@ -291,10 +326,3 @@ def _close(it: object) -> None:
     if close is not None:  # a remote stream stops its replica here
         close()
 
-
-def _audio_of(sentences: Iterator[Any]) -> Iterator[AudioClip]:
-    try:
-        for s in sentences:
-            yield s.audio
-    finally:
-        _close(sentences)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from services.common.bundle import SubjectBundle
 from services.common.types import FrameRenderer
+
+if TYPE_CHECKING:
+    import torch
 
 
 class BundleSource(Protocol):
@@ -33,10 +34,16 @@ class OpenSubject:
 
 
 def open_subject(bundle: SubjectBundle, device: str | torch.device = "cpu") -> OpenSubject:
+    """The subject's audio encoder and renderer, made on one intra-op thread: the ops of an
+    opening are small (the fast path's 48² check render), and on two threads beside a busy
+    one (the TTS speaking meanwhile) each waits at OpenMP's barrier: 2.5-3.6 s against 0.1-0.4 s
+    for the demo on the 2-core machine."""
+    from services.common.threads import intra_op_threads
     from services.encoder.service import subject_audio_encoder
     from services.renderer.service import open_renderer
 
-    return OpenSubject(subject_audio_encoder(bundle), open_renderer(bundle, device))
+    with intra_op_threads(1):
+        return OpenSubject(subject_audio_encoder(bundle), open_renderer(bundle, device))
 
 
 class SubjectCache:
@@ -44,11 +51,20 @@ class SubjectCache:
 
     def __init__(self, source: BundleSource, device: str | None = None, size: int = 4) -> None:
         self.source = source
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._device = device
         self.size = size
         self._open: OrderedDict[str, OpenSubject] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+
+    @property
+    def device(self) -> str:
+        """The device subjects open on (torch is imported here, not before a bundle is found)."""
+        if self._device is None:
+            import torch
+
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
 
     def get(self, subject_id: str) -> OpenSubject:
         with self._lock:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import re
 
-import cn2an
-
 from services.tts.normalize.patterns import (
     CLOCK_ONE,
     CLOCK_RANGE,
@@ -59,6 +57,9 @@ def digits(text: str, yao: bool = False) -> str:
 
 
 def integer(n: int) -> str:
+    # Imported here: English text needs none of it
+    import cn2an
+
     words = cn2an.an2cn(str(n))
     return re.sub(r"^(负?)二(?=[千万亿])", r"\1两", words)
 

@@ -165,3 +165,34 @@ def test_pcm_over_the_limit_is_refused_from_its_length():
     with pytest.raises(ResourceExhausted, match="3.0 s long; the limit is 2 s"):
         audio_from_proto(msg, 2.0, ResourceExhausted)
     assert audio_from_proto(msg, 3.0).duration == 3.0
+
+
+@pytest.mark.parametrize("rates", [(22_050, 16_000), (44_100, 16_000), (48_000, 16_000), (24_000, 16_000),
+                                   (16_000, 22_050), (8_000, 16_000), (11_025, 16_000), (44_100, 48_000),
+                                   (22_051, 16_000)])
+@pytest.mark.parametrize("n", [1, 7, 4410, 66_157])
+def test_resampling_gives_scipys_float32_samples(rates, n):
+    """services.common.audio resamples in numpy (scipy.signal takes ~0.7 s to import) and
+    gives resample_poly's samples: within an ulp or two of float64, equal in float32."""
+    from fractions import Fraction
+
+    import scipy.signal
+
+    from services.common.audio import resample, resample_poly
+
+    x = 0.3 * np.random.default_rng(n).standard_normal(n)
+    r = Fraction(rates[1], rates[0])
+    ours = resample_poly(x, r.numerator, r.denominator, window=("kaiser", 8.0))
+    theirs = scipy.signal.resample_poly(x, r.numerator, r.denominator, window=("kaiser", 8.0))
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-15)
+    expected = np.pad(theirs, (0, max(0, round(n * rates[1] / rates[0]) - len(theirs))))
+    np.testing.assert_array_equal(resample(x, *rates), expected[:round(n * rates[1] / rates[0])].astype(np.float32))
+
+
+def test_pre_emphasis_is_lfilters_bit_for_bit():
+    import scipy.signal
+
+    from services.common.audio import pre_emphasis
+
+    x = np.random.default_rng(0).standard_normal(5000)
+    np.testing.assert_array_equal(pre_emphasis(x, 0.97), scipy.signal.lfilter([1.0, -0.97], [1.0], x))

@@ -97,3 +97,22 @@ def test_symbol_timings_merge_marks_and_cover_samples():
     assert [x.phoneme for x in t] == ["sil", "h", "a", " ", "sil"]
     assert t[2].end - t[2].start == pytest.approx(0.130)  # stress + vowel + length mark
     assert t[-1].end == pytest.approx(0.350)
+
+
+def test_the_prepared_voice_is_kept_in_the_cache_directory(tmp_path, monkeypatch):
+    """The first voice load writes the alignment-patched, optimised model there; the next
+    loads it as a file, and both give phoneme alignments."""
+    from services.tts import piper_backend
+
+    monkeypatch.setenv("TALKING_HEAD_HOME", str(tmp_path))
+    monkeypatch.setenv(piper_backend.VOICE_CACHE_ENV, "on")
+    first = piper_backend.PiperBackend()
+    cached = list((tmp_path / "cache" / "voices").glob("*.onnx"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 10_000_000
+    second = piper_backend.PiperBackend()
+    assert list((tmp_path / "cache" / "voices").iterdir()) == cached
+    for backend in (first, second):
+        chunk = next(iter(backend._voice.synthesize("Hello there.", include_alignments=True)))
+        assert chunk.phoneme_alignments
+    monkeypatch.setenv(piper_backend.VOICE_CACHE_ENV, "off")
+    assert isinstance(piper_backend._voice_model(piper_backend._bundled_voice()[0]), bytes)
