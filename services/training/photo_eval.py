@@ -2,13 +2,17 @@
 from the photo alone.
 
 - identity: the subject's neutral frame (silence, eyes open) at the photo's own pose
-  against the photo, PSNR and SSIM over the face (FaceMesh's face outline on the photo);
-  beside it the head proxy's frame at the photo's own mouth opening, the ceiling the
-  training data sets.
+  against the photo, PSNR and SSIM over the face (FaceMesh's face outline on the photo).
+  The neutral mouth is the photo's own (the head proxy rests there), so the frame and the
+  photo show the same mouth state; the inner-lip gaps FaceMesh finds on both are reported
+  to show it. Beside it the proxy's rest frame, the ceiling the training data sets, and
+  its closed mouth.
 - lip motion: held-out natural sentences (never trained on) spoken by the bundled voice,
   rendered with the head still; mouth_corr is the Pearson correlation, over all frames,
-  of the inner-lip gap FaceMesh finds on the frames with the viseme opening the oracle
-  derives from the same speech's phoneme timings.
+  of the inner-lip gap FaceMesh finds on the frames with the opening the proxy makes for
+  the same speech's phoneme timings (the visemes, and the photo's own mouth where the
+  speech rests: for a closed-mouth photo the viseme opening itself); mouth_corr_visemes
+  is the same against the bare viseme opening (closed at rest).
 - pose robustness (NeRFFaceSpeech's flipped-pose test): the same speech rendered at the
   photo's pose, at its mirrored yaw and at ±15° from it; per pose the rate at which
   FaceMesh finds a face, mouth_corr and the mean gap; Δ = |mirrored − photo| / photo.
@@ -103,11 +107,17 @@ def _gaps(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(found, gap, np.nan), found
 
 
-def _pose_scores(gap: np.ndarray, found: np.ndarray, viseme: np.ndarray) -> dict[str, float | None]:
+def _pose_scores(gap: np.ndarray, found: np.ndarray, opening: np.ndarray, bare: np.ndarray
+                 ) -> dict[str, float | None]:
+    """`opening`: the proxy's for the speech; `bare`: the viseme opening alone."""
     ok = found & np.isfinite(gap)
-    corr = pearson(gap[ok], viseme[ok])
-    return {"face_found": round(float(found.mean()), 4), "mouth_corr": round(corr, 4) if np.isfinite(corr) else None,
-            "mean_gap_px": finite_mean(gap)}
+
+    def corr(track: np.ndarray) -> float | None:
+        r = pearson(gap[ok], track[ok])
+        return round(r, 4) if np.isfinite(r) else None
+
+    return {"face_found": round(float(found.mean()), 4), "mouth_corr": corr(opening),
+            "mouth_corr_visemes": corr(bare), "mean_gap_px": finite_mean(gap)}
 
 
 def _delta(a: float | None, b: float | None) -> float | None:
@@ -149,16 +159,18 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
     neutral = next(iter(renderer.render(codes[len(codes) // 2:][:1], rest, np.zeros(1, np.float32),
                                         frames_per_batch=1, fps=fps)))[0]
     face, no_mouth, upper = _face_masks(head)
-    photo_open = head.rig.gap0 / max(head.rig.gap(1.0), 1e-6)
-    proxy_photo = head.render(PhotoState(open=photo_open))[0]
-    proxy_rest = head.render(PhotoState())[0]
+    proxy_rest = head.render(head.rest_state())[0]
+    proxy_closed = head.render(PhotoState(open=0.0, round=head.rest_state().round))[0]
+    lip_gap, _ = _gaps(np.stack([head.face.image, neutral, proxy_rest]))
     identity = {"subject": identity_scores(neutral, head.face.image, face),
                 "subject_without_mouth": identity_scores(neutral, head.face.image, no_mouth),
-                "proxy_at_photo_opening": identity_scores(proxy_photo, head.face.image, face),
                 "proxy_rest": identity_scores(proxy_rest, head.face.image, face),
                 "proxy_rest_without_mouth": identity_scores(proxy_rest, head.face.image, no_mouth),
+                "proxy_closed": identity_scores(proxy_closed, head.face.image, face),
                 "subject_upper_face": identity_scores(neutral, head.face.image, upper),
                 "proxy_rest_upper_face": identity_scores(proxy_rest, head.face.image, upper),
+                "inner_lip_gap_px": dict(zip(("photo", "subject", "proxy_rest"),
+                                             (None if not np.isfinite(g) else round(float(g), 2) for g in lip_gap))),
                 "face_pixels": int(face.sum())}
     seconds["identity"] = time.perf_counter() - t
 
@@ -172,9 +184,11 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
         n = max(1, int(np.floor(speech.audio.duration * fps + 1e-6)))
         clip, _ = pad_to_frames(speech.audio, fps, n)
         c = stages.encoder.encode(clip, opened.audio_encoder, fps, lang=lang).codes[:n]
-        opening, rounding = mouth_track(speech_units(speech), np.arange(len(c)) / fps)
-        clips.append((text, lang, c, opening, rounding))
-    viseme = np.concatenate([o for _, _, _, o, _ in clips])
+        times = np.arange(len(c)) / fps
+        opening, rounding = head.speech_mouth(speech, times)
+        clips.append((text, lang, c, opening, rounding, mouth_track(speech_units(speech), times)[0]))
+    viseme = np.concatenate([o for _, _, _, o, _, _ in clips])
+    bare = np.concatenate([b for *_, b in clips])
     seconds["tts_encode"] = time.perf_counter() - t
 
     turns = pose_turns(head)
@@ -186,7 +200,7 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
         state = PhotoState(yaw=turns[name])
         c2w = renderer_poses(head.c2w(state)[None]).numpy()
         subject_frames, proxy_frames = [], []
-        for _, _, c, opening, rounding in clips:
+        for _, _, c, opening, rounding, _ in clips:
             p = np.repeat(c2w, len(c), axis=0)
             subject_frames += list(renderer.render(c, p, np.zeros(len(c), np.float32), frames_per_batch=8, fps=fps))
             proxy_frames.append(np.stack([head.render(PhotoState(float(o), float(r), 0.0, 0.0, turns[name]))[0]
@@ -195,7 +209,7 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
         for who, frames in (("subject", np.concatenate(subject_frames)), ("proxy", np.concatenate(proxy_frames))):
             shown.append(frames[widest])
             gap, found = _gaps(frames)
-            entry[who] = _pose_scores(gap, found, viseme)
+            entry[who] = _pose_scores(gap, found, viseme, bare)
         poses[name] = entry
     seconds["poses"] = time.perf_counter() - t
 
@@ -215,8 +229,9 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
              else bool(worst_delta <= GOALS["mirror_delta"])}
     return {"subject": subject_id, "mode": "photo", "photo": path.name,
             "photo_pose_deg": {"yaw": round(head.face.yaw_deg, 2), "pitch": round(head.face.pitch_deg, 2)},
-            "texts": [{"text": x, "lang": lang, "frames": len(c)} for x, lang, c, _, _ in clips],
+            "texts": [{"text": x, "lang": lang, "frames": len(c)} for x, lang, c, *_ in clips],
             "frames": int(len(viseme)), "identity": identity, "mouth_corr": sub["mouth_corr"],
+            "mouth_corr_visemes": sub["mouth_corr_visemes"],
             "poses": poses, "mirrored_delta": deltas, "goals": goals,
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 

@@ -34,7 +34,7 @@ from services.subjects.photo.relief import depth_map
 from services.subjects.prepare.landmarks import to_ibug68
 from services.subjects.prepare.parsing import CHEEKS, parse, polygon_mask, torso_layer
 from services.subjects.prepare.pose import EYE_SPAN_M, lift, photo_pose, to_c2w
-from services.subjects.visemes import rest_share, speech_units
+from services.subjects.visemes import REST, rest_share, speech_units
 
 #: Person pixels (segmentation probability) that carry a mesh vertex, and the soft edge above it.
 PERSON_FLOOR, PERSON_SOLID = 0.3, 0.7
@@ -138,12 +138,13 @@ class PhotoHead(SpeakingSubject):
         return PhotoState(open=self.rig.rest_open, round=PHOTO_ROUND)
 
     def mouth(self, opening: np.ndarray, rounding: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(opening, rounding) the head makes for viseme tracks and their rest share: where the
-        speech rests the mouth returns to the photo's own."""
+        """(opening, rounding) the head makes for viseme tracks and their rest share: the
+        visemes' rest target replaced by the photo's own mouth, so that where the speech rests
+        the mouth returns to the photo's."""
         rest = np.clip(np.asarray(rest, np.float64), 0, 1)
         r = self.rest_state()
-        return ((1 - rest) * opening + rest * r.open).astype(np.float32), \
-            ((1 - rest) * rounding + rest * r.round).astype(np.float32)
+        return (np.clip(opening + rest * (r.open - REST.open), 0, 1).astype(np.float32),
+                np.clip(rounding + rest * (r.round - REST.round), 0, 1).astype(np.float32))
 
     def speech_mouth(self, speech: Speech, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(opening, rounding) of the head saying `speech` at `times` (s from its start)."""
