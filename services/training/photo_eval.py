@@ -126,6 +126,30 @@ def _delta(a: float | None, b: float | None) -> float | None:
     return round(abs(b - a) / abs(a), 4)
 
 
+def identity_report(head: Any, neutral: np.ndarray | None = None) -> dict[str, Any]:
+    """Identity against the photo over its face: the proxy's rest frame (the photo's own mouth)
+    and its closed mouth, and, given, a subject's `neutral` frame; with the inner-lip gaps
+    FaceMesh finds on the photo and the frames (the mouth states compared)."""
+    from services.subjects.photo.proxy import PhotoState
+
+    photo = head.face.image
+    face, no_mouth, upper = _face_masks(head)
+    rest = head.render(head.rest_state())[0]
+    closed = head.render(PhotoState(open=0.0, round=head.rest_state().round))[0]
+    out: dict[str, Any] = {}
+    named = {"proxy_rest": rest} if neutral is None else {"subject": neutral, "proxy_rest": rest}
+    for name, frame in named.items():
+        out[name] = identity_scores(frame, photo, face)
+        out[f"{name}_without_mouth"] = identity_scores(frame, photo, no_mouth)
+        out[f"{name}_upper_face"] = identity_scores(frame, photo, upper)
+    out["proxy_closed"] = identity_scores(closed, photo, face)
+    gaps, _ = _gaps(np.stack([photo, *named.values()]))
+    out["inner_lip_gap_px"] = {k: None if not np.isfinite(g) else round(float(g), 2)
+                               for k, g in zip(("photo", *named), gaps)}
+    out["face_pixels"] = int(face.sum())
+    return out
+
+
 def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, texts: list[str] | None = None,
                    progress: bool = True, sheet: Path | None = None) -> dict[str, Any]:
     """The subject `subject_id` made from `photo`: identity, lip motion and pose robustness.
@@ -158,20 +182,7 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
     rest = renderer_poses(head.c2w_rest()[None]).numpy()
     neutral = next(iter(renderer.render(codes[len(codes) // 2:][:1], rest, np.zeros(1, np.float32),
                                         frames_per_batch=1, fps=fps)))[0]
-    face, no_mouth, upper = _face_masks(head)
-    proxy_rest = head.render(head.rest_state())[0]
-    proxy_closed = head.render(PhotoState(open=0.0, round=head.rest_state().round))[0]
-    lip_gap, _ = _gaps(np.stack([head.face.image, neutral, proxy_rest]))
-    identity = {"subject": identity_scores(neutral, head.face.image, face),
-                "subject_without_mouth": identity_scores(neutral, head.face.image, no_mouth),
-                "proxy_rest": identity_scores(proxy_rest, head.face.image, face),
-                "proxy_rest_without_mouth": identity_scores(proxy_rest, head.face.image, no_mouth),
-                "proxy_closed": identity_scores(proxy_closed, head.face.image, face),
-                "subject_upper_face": identity_scores(neutral, head.face.image, upper),
-                "proxy_rest_upper_face": identity_scores(proxy_rest, head.face.image, upper),
-                "inner_lip_gap_px": dict(zip(("photo", "subject", "proxy_rest"),
-                                             (None if not np.isfinite(g) else round(float(g), 2) for g in lip_gap))),
-                "face_pixels": int(face.sum())}
+    identity = identity_report(head, neutral)
     seconds["identity"] = time.perf_counter() - t
 
     # speech, codes and viseme tracks
@@ -194,7 +205,7 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
     turns = pose_turns(head)
     poses: dict[str, Any] = {}
     widest = int(np.argmax(viseme))
-    shown = [neutral, proxy_rest]
+    shown = [neutral, head.render(head.rest_state())[0]]
     t = time.perf_counter()
     for name in tqdm(POSE_NAMES, desc="poses", unit="pose", disable=not progress):
         state = PhotoState(yaw=turns[name])

@@ -65,3 +65,19 @@ def test_mouth_corr_follows_the_proxy_opening_and_reports_the_bare_visemes() -> 
     assert scores["mouth_corr"] == pytest.approx(1.0, abs=1e-6)
     assert scores["mouth_corr_visemes"] < 0.9
     assert scores["face_found"] == pytest.approx(59 / 60, abs=1e-4)
+
+
+def test_identity_report_compares_the_photo_mouth_state(turned_head) -> None:
+    """The proxy's rest is the photo (its mouth included), its closed mouth is not; the
+    report shows the mouth states it compares."""
+    from services.training.photo_eval import identity_report
+
+    report = identity_report(turned_head)
+    assert report["proxy_rest"]["psnr"] > 35.0
+    assert "subject" not in report
+    gaps = report["inner_lip_gap_px"]
+    assert gaps["proxy_rest"] == pytest.approx(gaps["photo"], rel=0.2, abs=1.0)
+    if turned_head.rig.gap0 > 2.0:
+        assert report["proxy_closed"]["psnr"] < report["proxy_rest"]["psnr"] - 5.0
+    neutral = turned_head.render(turned_head.rest_state())[0][::-1].copy()  # a wrong frame
+    assert identity_report(turned_head, neutral)["subject"]["psnr"] < 20.0
