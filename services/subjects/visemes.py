@@ -135,21 +135,20 @@ def speech_units(speech: Speech) -> list[PhonemeTiming]:
     return _expand_pinyin(speech.syllables)
 
 
-def mouth_track(units: Sequence[PhonemeTiming], times: np.ndarray, chunk: int = 512
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(opening, rounding) at each time in seconds, both float32 in [0, 1]."""
+def _blend(units: Sequence[PhonemeTiming], times: np.ndarray, chunk: int) -> np.ndarray:
+    """[T,3] per time: opening, rounding and the share of the pull that is the rest (silence)."""
     times = np.asarray(times, np.float64)
     if not units:
-        return (np.full(times.shape, REST.open, np.float32), np.full(times.shape, REST.round, np.float32))
+        return np.tile(np.array([REST.open, REST.round, 1.0]), (len(times), 1))
     vis = [ipa_viseme(u.phoneme) for u in units]
     centre = np.array([(u.start + u.end) / 2 for u in units])
     # Width of influence grows with the phoneme's length; short sounds still anticipate.
     width = np.array([max(u.end - u.start, 0.0) / 2 + 0.03 for u in units])
     alpha = np.array([v.dominance for v in vis])
-    target = np.array([[v.open, v.round] for v in vis])
+    target = np.array([[v.open, v.round, float(v is REST)] for v in vis])
     # Before the first and after the last unit the face rests.
     lo, hi = units[0].start, units[-1].end
-    out = np.empty((len(times), 2))
+    out = np.empty((len(times), 3))
     order = np.argsort(centre)
     centre, width, alpha, target = centre[order], width[order], alpha[order], target[order]
     reach = 5.0 * width.max()
@@ -161,9 +160,23 @@ def mouth_track(units: Sequence[PhonemeTiming], times: np.ndarray, chunk: int = 
         dom = alpha[None, a:b] * np.exp(-(dist ** 2))
         outside = np.clip(np.maximum(lo - t, t - hi) / 0.1, 0.0, None)
         rest = 0.01 + REST.dominance * (1.0 - np.exp(-outside))
-        num = dom @ target[a:b] + rest[:, None] * np.array([REST.open, REST.round])
+        num = dom @ target[a:b] + rest[:, None] * np.array([REST.open, REST.round, 1.0])
         out[s:s + chunk] = num / (dom.sum(1) + rest)[:, None]
+    return out
+
+
+def mouth_track(units: Sequence[PhonemeTiming], times: np.ndarray, chunk: int = 512
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(opening, rounding) at each time in seconds, both float32 in [0, 1]."""
+    out = _blend(units, times, chunk)
     return out[:, 0].astype(np.float32), out[:, 1].astype(np.float32)
+
+
+def rest_share(units: Sequence[PhonemeTiming], times: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """float32 [T] in [0, 1]: how much of the mouth's pull at each time is the rest (silence:
+    1 before and after the speech and in pauses, near 0 while sounds are spoken; a closure
+    such as /m/ is a sound, not the rest)."""
+    return _blend(units, times, chunk)[:, 2].astype(np.float32)
 
 
 def speech_mouth_track(speech: Speech, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:

@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
                          "$TALKING_HEAD_HOME/datasets) instead of the oracle")
     ev.add_argument("--photo", default=None, metavar="PHOTO",
                     help="score a subject made by `subject from-photo` from this photo: identity (neutral frame "
-                         "vs the photo over the face), mouth_corr against the viseme track on held-out natural "
-                         "sentences, and pose robustness (the photo's pose, its mirrored yaw, ±15°); with "
+                         "vs the photo over the face, the mouth at the photo's own), mouth_corr against the viseme "
+                         "opening (the photo's mouth where the speech rests) on held-out natural sentences, and pose "
+                         "robustness (the photo's pose, its mirrored yaw, ±15°); with "
                          "--json X.json also X.png, the frames side by side")
     ev.add_argument("--texts", default=None, metavar="FILE|natural|templates",
                     help="oracle mode: a file with one sentence per line, or a built-in held-out set of 8 "

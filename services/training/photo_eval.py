@@ -2,13 +2,17 @@
 from the photo alone.
 
 - identity: the subject's neutral frame (silence, eyes open) at the photo's own pose
-  against the photo, PSNR and SSIM over the face (FaceMesh's face outline on the photo);
-  beside it the head proxy's frame at the photo's own mouth opening, the ceiling the
-  training data sets.
+  against the photo, PSNR and SSIM over the face (FaceMesh's face outline on the photo).
+  The neutral mouth is the photo's own (the head proxy rests there), so the frame and the
+  photo show the same mouth state; the inner-lip gaps FaceMesh finds on both are reported
+  to show it. Beside it the proxy's rest frame, the ceiling the training data sets, and
+  its closed mouth.
 - lip motion: held-out natural sentences (never trained on) spoken by the bundled voice,
   rendered with the head still; mouth_corr is the Pearson correlation, over all frames,
-  of the inner-lip gap FaceMesh finds on the frames with the viseme opening the oracle
-  derives from the same speech's phoneme timings.
+  of the inner-lip gap FaceMesh finds on the frames with the opening the proxy makes for
+  the same speech's phoneme timings (the visemes, and the photo's own mouth where the
+  speech rests: for a closed-mouth photo the viseme opening itself); mouth_corr_visemes
+  is the same against the bare viseme opening (closed at rest).
 - pose robustness (NeRFFaceSpeech's flipped-pose test): the same speech rendered at the
   photo's pose, at its mirrored yaw and at ±15° from it; per pose the rate at which
   FaceMesh finds a face, mouth_corr and the mean gap; Δ = |mirrored − photo| / photo.
@@ -103,17 +107,47 @@ def _gaps(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(found, gap, np.nan), found
 
 
-def _pose_scores(gap: np.ndarray, found: np.ndarray, viseme: np.ndarray) -> dict[str, float | None]:
+def _pose_scores(gap: np.ndarray, found: np.ndarray, opening: np.ndarray, bare: np.ndarray
+                 ) -> dict[str, float | None]:
+    """`opening`: the proxy's for the speech; `bare`: the viseme opening alone."""
     ok = found & np.isfinite(gap)
-    corr = pearson(gap[ok], viseme[ok])
-    return {"face_found": round(float(found.mean()), 4), "mouth_corr": round(corr, 4) if np.isfinite(corr) else None,
-            "mean_gap_px": finite_mean(gap)}
+
+    def corr(track: np.ndarray) -> float | None:
+        r = pearson(gap[ok], track[ok])
+        return round(r, 4) if np.isfinite(r) else None
+
+    return {"face_found": round(float(found.mean()), 4), "mouth_corr": corr(opening),
+            "mouth_corr_visemes": corr(bare), "mean_gap_px": finite_mean(gap)}
 
 
 def _delta(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or abs(a) < 1e-9:
         return None
     return round(abs(b - a) / abs(a), 4)
+
+
+def identity_report(head: Any, neutral: np.ndarray | None = None) -> dict[str, Any]:
+    """Identity against the photo over its face: the proxy's rest frame (the photo's own mouth)
+    and its closed mouth, and, given, a subject's `neutral` frame; with the inner-lip gaps
+    FaceMesh finds on the photo and the frames (the mouth states compared)."""
+    from services.subjects.photo.proxy import PhotoState
+
+    photo = head.face.image
+    face, no_mouth, upper = _face_masks(head)
+    rest = head.render(head.rest_state())[0]
+    closed = head.render(PhotoState(open=0.0, round=head.rest_state().round))[0]
+    out: dict[str, Any] = {}
+    named = {"proxy_rest": rest} if neutral is None else {"subject": neutral, "proxy_rest": rest}
+    for name, frame in named.items():
+        out[name] = identity_scores(frame, photo, face)
+        out[f"{name}_without_mouth"] = identity_scores(frame, photo, no_mouth)
+        out[f"{name}_upper_face"] = identity_scores(frame, photo, upper)
+    out["proxy_closed"] = identity_scores(closed, photo, face)
+    gaps, _ = _gaps(np.stack([photo, *named.values()]))
+    out["inner_lip_gap_px"] = {k: None if not np.isfinite(g) else round(float(g), 2)
+                               for k, g in zip(("photo", *named), gaps)}
+    out["face_pixels"] = int(face.sum())
+    return out
 
 
 def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, texts: list[str] | None = None,
@@ -148,18 +182,7 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
     rest = renderer_poses(head.c2w_rest()[None]).numpy()
     neutral = next(iter(renderer.render(codes[len(codes) // 2:][:1], rest, np.zeros(1, np.float32),
                                         frames_per_batch=1, fps=fps)))[0]
-    face, no_mouth, upper = _face_masks(head)
-    photo_open = head.rig.gap0 / max(head.rig.gap(1.0), 1e-6)
-    proxy_photo = head.render(PhotoState(open=photo_open))[0]
-    proxy_rest = head.render(PhotoState())[0]
-    identity = {"subject": identity_scores(neutral, head.face.image, face),
-                "subject_without_mouth": identity_scores(neutral, head.face.image, no_mouth),
-                "proxy_at_photo_opening": identity_scores(proxy_photo, head.face.image, face),
-                "proxy_rest": identity_scores(proxy_rest, head.face.image, face),
-                "proxy_rest_without_mouth": identity_scores(proxy_rest, head.face.image, no_mouth),
-                "subject_upper_face": identity_scores(neutral, head.face.image, upper),
-                "proxy_rest_upper_face": identity_scores(proxy_rest, head.face.image, upper),
-                "face_pixels": int(face.sum())}
+    identity = identity_report(head, neutral)
     seconds["identity"] = time.perf_counter() - t
 
     # speech, codes and viseme tracks
@@ -172,21 +195,23 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
         n = max(1, int(np.floor(speech.audio.duration * fps + 1e-6)))
         clip, _ = pad_to_frames(speech.audio, fps, n)
         c = stages.encoder.encode(clip, opened.audio_encoder, fps, lang=lang).codes[:n]
-        opening, rounding = mouth_track(speech_units(speech), np.arange(len(c)) / fps)
-        clips.append((text, lang, c, opening, rounding))
-    viseme = np.concatenate([o for _, _, _, o, _ in clips])
+        times = np.arange(len(c)) / fps
+        opening, rounding = head.speech_mouth(speech, times)
+        clips.append((text, lang, c, opening, rounding, mouth_track(speech_units(speech), times)[0]))
+    viseme = np.concatenate([o for _, _, _, o, _, _ in clips])
+    bare = np.concatenate([b for *_, b in clips])
     seconds["tts_encode"] = time.perf_counter() - t
 
     turns = pose_turns(head)
     poses: dict[str, Any] = {}
     widest = int(np.argmax(viseme))
-    shown = [neutral, proxy_rest]
+    shown = [neutral, head.render(head.rest_state())[0]]
     t = time.perf_counter()
     for name in tqdm(POSE_NAMES, desc="poses", unit="pose", disable=not progress):
         state = PhotoState(yaw=turns[name])
         c2w = renderer_poses(head.c2w(state)[None]).numpy()
         subject_frames, proxy_frames = [], []
-        for _, _, c, opening, rounding in clips:
+        for _, _, c, opening, rounding, _ in clips:
             p = np.repeat(c2w, len(c), axis=0)
             subject_frames += list(renderer.render(c, p, np.zeros(len(c), np.float32), frames_per_batch=8, fps=fps))
             proxy_frames.append(np.stack([head.render(PhotoState(float(o), float(r), 0.0, 0.0, turns[name]))[0]
@@ -195,7 +220,7 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
         for who, frames in (("subject", np.concatenate(subject_frames)), ("proxy", np.concatenate(proxy_frames))):
             shown.append(frames[widest])
             gap, found = _gaps(frames)
-            entry[who] = _pose_scores(gap, found, viseme)
+            entry[who] = _pose_scores(gap, found, viseme, bare)
         poses[name] = entry
     seconds["poses"] = time.perf_counter() - t
 
@@ -215,8 +240,9 @@ def evaluate_photo(stages: LocalStages, subject_id: str, photo: str | Path, text
              else bool(worst_delta <= GOALS["mirror_delta"])}
     return {"subject": subject_id, "mode": "photo", "photo": path.name,
             "photo_pose_deg": {"yaw": round(head.face.yaw_deg, 2), "pitch": round(head.face.pitch_deg, 2)},
-            "texts": [{"text": x, "lang": lang, "frames": len(c)} for x, lang, c, _, _ in clips],
+            "texts": [{"text": x, "lang": lang, "frames": len(c)} for x, lang, c, *_ in clips],
             "frames": int(len(viseme)), "identity": identity, "mouth_corr": sub["mouth_corr"],
+            "mouth_corr_visemes": sub["mouth_corr_visemes"],
             "poses": poses, "mirrored_delta": deltas, "goals": goals,
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 

@@ -1,11 +1,13 @@
 """Mouth and eyelids of the photo head: closed-form moves of points in the face's own plane.
 
 Points are given in the face's axes of the photo (u along the line through the eye
-corners, v down the face, pixels). The jaw drops the lower lip and chin (lens-shaped at
-the lips, the whole chin below, fading into the neck and cheeks), the upper lip lifts a
-little, rounding narrows and pushes the lips forward while spreading widens them; the
-upper lid slides down to the lower one, the eyeball strip between them shrinking under
-it. The lips' rest is closed: a photo whose mouth is open is closed by the same move.
+corners, v down the face, pixels). The rest is the photo's own mouth: its lip gap, width
+and corners, and every move is a change from it. The jaw drops the lower lip and chin
+(lens-shaped at the lips, the whole chin below, fading into the neck and cheeks) and the
+upper lip lifts a little; closing below the photo's gap narrows the photo's own opening
+along the lips, so a photo that smiles with parted lips closes fully for /m/. Rounding
+narrows and pushes the lips forward while spreading widens them; the upper lid slides
+down to the lower one, the eyeball strip between them shrinking under it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ EYES = (
 )
 _CHIN = 152
 #: Widest jaw opening (viseme open = 1): inner-lip gap in face heights.
-JAW_GAP = 0.12
+JAW_GAP = 0.13
+#: Share of a change of the lip gap that the upper lip makes (the jaw makes the rest).
+UPPER_LIP_SHARE = 0.1
 #: Rounding of the photo's own lips (the scale of rounding / spreading is relative to it).
 PHOTO_ROUND = 0.3
 #: Width change per unit of rounding, and lip protrusion per unit (metres).
@@ -63,6 +67,8 @@ class FaceRig:
         self._lower = _curve(u[INNER_LOWER], v[INNER_LOWER])
         self._mid_u = float((u[78] + u[308]) / 2)
         self.gap0 = float(max(v[14] - v[13], 0.0))  #: the photo's own opening at the centre (px)
+        #: the photo's opening as a viseme opening: the rest
+        self.rest_open = self.gap0 / self.gap(1.0)
         #: per eye: (u from, u to, upper lid v(u), lower lid v(u), eye width)
         self._eyes = [(float(min(u[up].min(), u[lo].min())), float(max(u[up].max(), u[lo].max())),
                        _curve(u[up], v[up]), _curve(u[lo], v[lo]), float(np.ptp(u[up]))) for up, lo in EYES]
@@ -95,6 +101,10 @@ class FaceRig:
         return (np.abs(u - self._mid_u) < self.inner_half) & (np.abs(v - self.seam(u)) < reach)
 
     # -- moves -------------------------------------------------------------------------------
+    def photo_gap(self, u: np.ndarray) -> np.ndarray:
+        """The photo's inner-lip gap (px) at `u`: 0 at and beyond the corners."""
+        return np.maximum(self._lower(u) - self._upper(u), 0.0)
+
     def gap(self, mouth_open: float) -> float:
         """Inner-lip gap at the centre (px) for a viseme opening."""
         return float(mouth_open) * JAW_GAP * self.face_h
@@ -108,18 +118,24 @@ class FaceRig:
             lower = v > self.seam(u)
         uc = u - self._mid_u
         a, ai, fh = self.half_width, max(self.inner_half, 1e-3), self.face_h
-        g = self.gap(mouth_open)
-        # jaw: lens-shaped at the lips, the chin as a whole lower down, fading into the neck
-        lens = np.sqrt(np.clip(1 - (uc / ai) ** 2, 0, 1))
+        d = self.gap(mouth_open) - self.gap0  # the change of the gap at the centre
+        # along the lips: opening wider than the photo is lens-shaped; closing narrows the
+        # photo's own opening, so that its whole length closes at once
+        if d < 0 and self.gap0 > 0.5:
+            lens = np.clip(self.photo_gap(u) / self.gap0, 0, 1.5)
+        else:
+            lens = np.sqrt(np.clip(1 - (uc / ai) ** 2, 0, 1))
+        # jaw: the lower lip (and what lies between the photo's lips below their meeting line)
+        # as the lips, the chin as a whole lower down, fading into the neck
         wide = np.exp(-(uc / (1.3 * a)) ** 2)
-        below = np.maximum(v - self.seam(u), 0)
+        below = np.maximum(v - self._lower(u), 0)
         beta = _smoothstep(below / (0.12 * fh))
         fade = np.exp(-(np.maximum(v - self.chin_v, 0) / (0.12 * fh)) ** 2)
         jaw = fade * ((1 - beta) * lens + beta * wide)
-        dv = np.where(lower, (g - self.gap0) * jaw, 0.0)
-        # the upper lip lifts a little with the jaw
-        above = np.maximum(self.seam(u) - v, 0)
-        dv -= np.where(lower, 0.0, 0.1 * g * lens * np.exp(-(above / (0.06 * fh)) ** 2))
+        dv = np.where(lower, (1 - UPPER_LIP_SHARE) * d * jaw, 0.0)
+        # the upper lip makes the rest of the change, fading upwards
+        above = np.maximum(self._upper(u) - v, 0)
+        dv -= np.where(lower, 0.0, UPPER_LIP_SHARE * d * lens * np.exp(-(above / (0.06 * fh)) ** 2))
         # rounding narrows and protrudes, spreading widens
         dr = float(mouth_round) - PHOTO_ROUND
         lips = (np.exp(-(np.maximum(np.abs(uc) - 0.5 * a, 0) / (0.6 * a)) ** 2)

@@ -4,10 +4,14 @@ dataset writer takes its frames).
 
 The mesh is the photo's pixel grid over the person (two triangles per pixel cell), each
 vertex at its pixel's depth (`relief`) and textured with its own pixel, so the rest pose
-renders the photo itself. Per frame: the mouth and lids move the vertices in the face's
-plane (`articulate`), the head turns about its centre (the head part fully, the torso
-not at all, the neck in between), the frame is rasterised over the inpainted background
-with the synthesised mouth interior (`interior`) showing where the lips part.
+renders the photo itself, its own mouth included: the rest is the photo's mouth (parted
+lips and teeth where it smiles so), silence returns to it and the visemes move from it.
+What the photo shows between its lips stays on the mesh, a little behind the lips, the
+upper part with the upper lip and the lower with the jaw. Per frame: the mouth and lids
+move the vertices in the face's plane (`articulate`), the head turns about its centre
+(the head part fully, the torso not at all, the neck in between), the frame is
+rasterised over the inpainted background with the synthesised mouth interior
+(`interior`) showing where the lips part wider than the photo's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from services.common.types import VIDEO_FPS, Speech
 from services.subjects import raycast as rc
 from services.subjects.layout import LABEL_BG, LABEL_HEAD, LABEL_TORSO
 from services.subjects.oracle import FrameMeta, HeadMotion, OracleFrame, SpeakingSubject, speech_tracks
-from services.subjects.photo.articulate import INNER_LOWER, INNER_UPPER, OUTER_LOWER, OUTER_UPPER, FaceRig
+from services.subjects.photo.articulate import INNER_LOWER, INNER_UPPER, OUTER_LOWER, OUTER_UPPER, PHOTO_ROUND, FaceRig
 from services.subjects.photo.face import PhotoFace
 from services.subjects.photo.interior import MouthColours, paint_interior
 from services.subjects.photo.raster import grid_triangles, interpolate, rasterize, sample_bilinear
@@ -30,11 +34,15 @@ from services.subjects.photo.relief import depth_map
 from services.subjects.prepare.landmarks import to_ibug68
 from services.subjects.prepare.parsing import CHEEKS, parse, polygon_mask, torso_layer
 from services.subjects.prepare.pose import EYE_SPAN_M, lift, photo_pose, to_c2w
+from services.subjects.visemes import REST, rest_share, speech_units
 
 #: Person pixels (segmentation probability) that carry a mesh vertex, and the soft edge above it.
 PERSON_FLOOR, PERSON_SOLID = 0.3, 0.7
 #: How much of the oracle's head motion the photo head makes (its poses are the oracle's, a little smaller).
 MOTION_SHARE = 0.8
+#: How far behind the lips what the photo shows between them lies (metres): the upper part,
+#: and the lower (the lower teeth sit behind the upper ones when the jaw closes).
+INSIDE_BEHIND_M = (0.006, 0.009)
 
 
 @dataclass(frozen=True)
@@ -91,15 +99,19 @@ class PhotoHead(SpeakingSubject):
         weight = np.clip((weight - 0.1) / 0.8, 0, 1) * solid
         self.vweight = weight.reshape(-1)[self.vert]
         self.vlower = self.rig.lower_side(self.vxy)
-        # triangles over the compact vertex list
+        # what the photo shows between its lips: behind them, so the lips cover it as they close
+        inside = self.rig.in_photo_mouth(self.vxy)
+        self.vz = self.vz + np.where(inside, np.where(self.vlower, *INSIDE_BEHIND_M[::-1]), 0.0)
+        # triangles over the compact vertex list; opened wider than the photo, the mesh parts
+        # where the lips meet (and between the photo's teeth), and the synthesised inside shows
         index = np.full(s * s, -1, np.int64)
         index[self.vert] = np.arange(len(self.vert))
         tris = index[grid_triangles(solid)]
-        hole = self.rig.in_photo_mouth(self.vxy)[tris].any(1)
         seam = self.rig.near_seam(self.vxy)[tris]
         crossing = seam.any(1) & (self.vlower[tris].any(1) & ~self.vlower[tris].all(1))
-        self.tris_closed = tris[~hole]
-        self.tris_open = tris[~hole & ~crossing]
+        #: (triangles, which of them lie between the photo's lips): at the rest and opened wider
+        self.tris_rest = (tris, inside[tris].all(1))
+        self.tris_open = (tris[~crossing], inside[tris[~crossing]].all(1))
         # the 478 landmarks ride along: their depth, head weight and side
         self.mesh_grid = mesh_grid
         self.mz = sample_bilinear(self.depth[..., None], mesh_grid[:, 0], mesh_grid[:, 1])[:, 0]
@@ -119,6 +131,27 @@ class PhotoHead(SpeakingSubject):
                                for x, y in mesh_grid[list(CHEEKS), :2]])
         teeth = img[inner] if inner.sum() >= 20 else None
         return MouthColours.from_photo(lips if len(lips) else skin, skin, teeth)
+
+    # -- the mouth's rest ------------------------------------------------------------------------
+    def rest_state(self) -> PhotoState:
+        """The photo's own mouth, eyes open, the head at the photo's pose: renders the photo."""
+        return PhotoState(open=self.rig.rest_open, round=PHOTO_ROUND)
+
+    def mouth(self, opening: np.ndarray, rounding: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(opening, rounding) the head makes for viseme tracks and their rest share: the
+        visemes' rest target replaced by the photo's own mouth, so that where the speech rests
+        the mouth returns to the photo's."""
+        rest = np.clip(np.asarray(rest, np.float64), 0, 1)
+        r = self.rest_state()
+        return (np.clip(opening + rest * (r.open - REST.open), 0, 1).astype(np.float32),
+                np.clip(rounding + rest * (r.round - REST.round), 0, 1).astype(np.float32))
+
+    def speech_mouth(self, speech: Speech, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(opening, rounding) of the head saying `speech` at `times` (s from its start)."""
+        from services.subjects.visemes import mouth_track
+
+        units = speech_units(speech)
+        return self.mouth(*mouth_track(units, times), rest_share(units, times))
 
     # -- geometry ---------------------------------------------------------------------------
     def _motion_matrix(self, state: PhotoState) -> np.ndarray:
@@ -163,7 +196,7 @@ class PhotoHead(SpeakingSubject):
         moved, push = self.rig.move(self.vxy, state.open, state.round, state.blink, self.vlower)
         xy, z = self._place(moved, self.vz, push, self.vweight, turn)
         mesh = self.landmarks478(state)
-        tris = self.tris_open if self.rig.gap(state.open) > 0.5 else self.tris_closed
+        tris, tri_inside = self.tris_open if self.rig.gap(state.open) > self.rig.gap0 + 0.5 else self.tris_rest
         frags = rasterize(xy, z, tris, s, s)
         attrs = interpolate(frags, tris, np.concatenate([self.vxy, self.valpha[:, None]], 1))
         alpha = attrs[..., 2:3] * frags.covered[..., None]
@@ -178,7 +211,8 @@ class PhotoHead(SpeakingSubject):
         uy = np.clip(np.round(attrs[..., 1]).astype(np.int64), 0, s - 1)
         drawn = alpha[..., 0] >= 0.5
         labels = np.where(drawn, self.photo_labels[uy, ux], LABEL_BG).astype(np.uint8)
-        showing = interior & ~drawn
+        shown_inside = frags.covered & tri_inside[np.maximum(frags.tri, 0)]
+        showing = (interior & ~drawn) | shown_inside
         labels[showing] = LABEL_HEAD
         labels[(labels == LABEL_BG) & drawn] = LABEL_TORSO
         torso = torso_layer(out, labels, mesh + 0.5)
@@ -188,6 +222,7 @@ class PhotoHead(SpeakingSubject):
     def states(self, speech: Speech, fps: float = VIDEO_FPS, start_time: float = 0.0,
                n_frames: int | None = None) -> list[PhotoState]:
         times, opening, rounding, blinks = speech_tracks(speech, self._motion, fps, start_time, n_frames)
+        opening, rounding = self.mouth(opening, rounding, rest_share(speech_units(speech), times - start_time))
         pose = self._motion.params(times)[:, :3] * MOTION_SHARE
         return [PhotoState(float(o), float(r), float(b), *map(float, p))
                 for o, r, b, p in zip(opening, rounding, blinks, pose)]

@@ -47,14 +47,62 @@ def _face_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(10 * np.log10(255 ** 2 / max(err, 1e-9)))
 
 
-def test_photo_state_renders_the_photo(head) -> None:
-    from services.subjects.photo.proxy import PhotoState
-    from services.subjects.layout import LABEL_HEAD
+def _inner_gap(frames: np.ndarray) -> np.ndarray:
+    """FaceMesh's inner-lip gap (px) on each frame."""
+    from services.training.dataset_eval import INNER_LIPS, face_mesh
 
-    photo_open = head.rig.gap0 / head.rig.gap(1.0)
-    image = head.render(PhotoState(open=photo_open))[0]
+    mesh = face_mesh(np.stack(frames))
+    return np.linalg.norm(mesh[:, INNER_LIPS[0]] - mesh[:, INNER_LIPS[1]], axis=-1)
+
+
+def test_rest_renders_the_photo_with_its_own_mouth(head) -> None:
+    """The astronaut smiles with parted lips: the rest keeps them parted, teeth and all."""
+    from services.subjects.layout import LABEL_HEAD
+    from services.subjects.photo.proxy import PhotoState
+
+    rest = head.rest_state()
+    assert head.rig.gap0 > 2.0 and rest.open > 0.3  # the photo's mouth is open
+    image = head.render(rest)[0]
     face = head.photo_labels == LABEL_HEAD
-    assert _face_psnr(image, head.face.image, face) > 28.0
+    assert _face_psnr(image, head.face.image, face) > 40.0
+    m = head.landmarks478(rest)
+    assert np.linalg.norm(m[14] - m[13]) == pytest.approx(head.rig.gap0, abs=0.3)
+    assert np.linalg.norm(m[291] - m[61]) == pytest.approx(np.linalg.norm(head.rig.image(
+        *head.rig.local(head.mesh_grid[[291]])) - head.rig.image(*head.rig.local(head.mesh_grid[[61]]))), abs=0.3)
+    closed = head.render(PhotoState(open=0.0, round=rest.round))[0]
+    photo_gap, rest_gap, closed_gap = _inner_gap([head.face.image, image, closed])
+    assert rest_gap == pytest.approx(photo_gap, rel=0.15, abs=0.5)
+    assert closed_gap < 0.25 * photo_gap
+
+
+def test_silence_rests_at_the_photo_mouth_and_m_closes_it(head) -> None:
+    states = head.states(_speech())
+    rest = head.rest_state()
+    assert states[0].open == pytest.approx(rest.open, abs=0.02)
+    assert states[0].round == pytest.approx(rest.round, abs=0.02)
+    assert states[-1].open == pytest.approx(rest.open, abs=0.02)
+    m = min(states[11:16], key=lambda s: s.open)  # /m/ at 0.46-0.54 s
+    lips = head.landmarks478(m)
+    assert np.linalg.norm(lips[14] - lips[13]) < 0.25 * head.rig.gap0
+    vowel = head.landmarks478(states[8])  # /ɑ/: wider than the photo's smile
+    assert np.linalg.norm(vowel[14] - vowel[13]) > 1.2 * head.rig.gap0
+
+
+def test_closed_mouth_photo_keeps_a_closed_rest(astronaut) -> None:
+    from services.subjects.photo.dataset import photo_head
+    from services.subjects.photo.face import find_face
+    from services.subjects.photo.proxy import PhotoState
+    from services.subjects.visemes import mouth_track, speech_units
+
+    big = photo_head(find_face(astronaut, "a.png", 512))
+    closed_photo = big.render(PhotoState(open=0.0))[0]
+    head = photo_head(find_face(closed_photo, "closed.png", SIZE))
+    assert head.rig.gap0 < 1.0 and head.rest_state().open < 0.06
+    assert _inner_gap([head.render(head.rest_state())[0]])[0] < 1.0
+    times = np.arange(25) / 25
+    opening, _ = head.speech_mouth(_speech(), times)
+    bare, _ = mouth_track(speech_units(_speech()), times)
+    assert np.abs(opening - bare).max() < 0.06
 
 
 def test_mouth_open_area_grows_with_jaw_drop(head) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from services.common.types import AudioClip, PhonemeTiming, Speech
-from services.subjects.visemes import ipa_viseme, mouth_track, pinyin_units, speech_mouth_track, speech_units
+from services.subjects.visemes import (ipa_viseme, mouth_track, pinyin_units, rest_share, speech_mouth_track,
+                                      speech_units)
 
 
 def _timings(labels: list[tuple[str, float]]) -> list[PhonemeTiming]:
@@ -23,6 +24,17 @@ def test_open_vowel_opens_and_bilabial_closes() -> None:
     assert opening[2] > 0.6 and opening[4] > 0.6
     assert opening[1] < 0.2 and opening[3] < 0.2  # m, p close the lips between the vowels
     assert opening[0] < 0.1 and opening[5] < 0.1
+
+
+def test_rest_share_is_silence_not_closure() -> None:
+    units = _timings([("sil", 0.3), ("m", 0.08), ("ɑ", 0.2), ("p", 0.08), ("ɑ", 0.2), ("sil", 0.3)])
+    centres = np.array([(u.start + u.end) / 2 for u in units])
+    share = rest_share(units, np.concatenate([[-0.5, 2.0], centres]))
+    assert share[0] > 0.99 and share[1] > 0.99  # before and after the speech
+    assert share[2] > 0.8 and share[7] > 0.8  # the silences
+    assert share[3] < 0.1 and share[5] < 0.1  # /m/, /p/ close the lips: sounds, not the rest
+    assert share[4] < 0.1 and share[6] < 0.1  # the vowels
+    assert rest_share([], np.zeros(3)).tolist() == [1.0, 1.0, 1.0]
 
 
 def test_rounding_and_smoothness() -> None:
