@@ -5,9 +5,9 @@ Subjects load through `SubjectSource` (Redis, then the local store) and live in 
 per-replica LRU (`@serve.multiplexed`), so a replica keeps rendering its loaded subjects when
 Redis is down. Rendering runs one batch at a time in a worker thread: a cancelled stream
 stops after the batch in flight. `threads` > 0 renders on that many intra-op threads instead
-of the replica's own count (Ray gives an actor as many as its `num_cpus`): on a CPU machine
-the fast path splits a batch's frames over them, and the other stages' replicas are mostly
-idle while a stream renders.
+of the replica's own count (Ray gives an actor as many as its `num_cpus`), shared by the
+streams rendering at the time: on a CPU machine the fast path splits a batch's frames over
+them, and the other stages' replicas are mostly idle while a stream renders.
 """
 
 from __future__ import annotations
@@ -121,8 +121,15 @@ class RendererDeployment:
             it.close()
 
     def _next(self, it: Any) -> Any:
-        with intra_op_threads(self.threads):
+        with intra_op_threads(self.batch_threads()):
             return next(it, _END)
+
+    def batch_threads(self) -> int | None:
+        """Intra-op threads for the next batch: `threads` shared by the streams rendering now
+        (two streams on two threads each would wait on each other's cores)."""
+        if self.threads is None:
+            return None
+        return max(1, self.threads // max(1, self.stats_["active_renders"]))
 
     async def stats(self) -> dict[str, int | str]:
         """This replica's counters and its Ray actor name (`replica`: to find it, e.g. to stop it)."""

@@ -49,3 +49,14 @@ def test_serve_refuses_negative_render_threads(capsys):
     assert main(["serve", "--render-threads", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--render-threads" in err[0]
+
+
+def test_concurrent_streams_share_the_render_threads(monkeypatch):
+    from services.renderer.deployment import RendererDeployment
+
+    monkeypatch.setenv("TALKING_HEAD_REDIS_URL", "")
+    replica = RendererDeployment.func_or_class(threads=4)
+    for active, expected in ((0, 4), (1, 4), (2, 2), (3, 1), (8, 1)):
+        replica.stats_["active_renders"] = active
+        assert replica.batch_threads() == expected
+    assert RendererDeployment.func_or_class(threads=0).batch_threads() is None
