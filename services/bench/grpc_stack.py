@@ -69,6 +69,22 @@ def local_server(log: Path, wait_s: float = 600.0, render_threads: int | None = 
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
+        stop_leftovers(server.pid, gport)
+
+
+def stop_leftovers(group: int, port: int, wait_s: float = 30.0) -> None:
+    """After serve exits, Ray's processes of its session (the proxy among them) may still be
+    winding down: kill what is left of the process group and wait until `port` refuses."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.2)
 
 
 def speak_streams(target: str, subject: str, text: str, streams: int, timeout_s: float = 600,
