@@ -2,8 +2,8 @@
 
 `local_server` runs `talking-head serve` as a child process (Ray Serve from the packaged
 Serve config on free loopback ports, subjects from the local store, one intra-op thread per
-replica but the renderer's (`serve --render-threads`), the renderer's pose cache in memory only), waits until `ListSubjects` answers, yields the gRPC target and stops the server
-after. `speak_streams` runs N concurrent `Speak` streams of one text, started together, and
+replica but the renderer's (`serve --render-threads`), the renderer's pose cache in memory
+only), waits until `ListSubjects` answers, yields the gRPC target and stops the server after. `speak_streams` runs N concurrent `Speak` streams of one text, started together, and
 times each: request to the first media chunk (the first after the init segment), to the
 last chunk, and the video it carried.
 """

@@ -14,9 +14,9 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
   one half as sparse) is kept only if a small frame rendered with it matches the training
   grid's within `check_psnr` dB; else the training grid is used.
 - **Longer steps.** Samples are `step_scale` times further apart along a ray than in the
-  full render: the fitted head is opaque within a few samples, and the frames stay within
-  the goal's distance of the full render (demo: ≥ 43.6 dB at 1.25×, 45.9 dB at 1×, for
-  0.86× the CPU; `eval` PSNR against the truth 0.12 dB lower; 1.5×: 0.76×, 42.6 dB, 0.2 dB).
+  full render; the frames stay within the goal's distance of the full render (demo:
+  ≥ 43.6 dB at 1.25×, 45.9 dB at 1×, for 0.86× the CPU; `eval` PSNR against the truth
+  0.12 dB lower; 1.5×: 0.76×, 42.6 dB, 0.2 dB).
 - **Cheaper samples.** The head computes no attention maps (`HeadCond.lean`), its MLPs run
   in bfloat16 where the CPU has native bfloat16 dot products (in blocks of a few fixed sizes:
   oneDNN keeps one cached primitive of a few MB per GEMM shape), and the torso is evaluated
