@@ -30,9 +30,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(log: Path, wait_s: float = 600.0, render_threads: int | None = None) -> Iterator[str]:
+def local_server(log: Path, wait_s: float = 600.0, render_threads: int | None = None,
+                 baked: bool = False) -> Iterator[str]:
     """`talking-head serve` on loopback (its output in `log`; `render_threads`: its
-    --render-threads, default serve's own); yields host:port of its gRPC."""
+    --render-threads, default serve's own; `baked`: the bundles' baked poses on, as a fresh
+    server has them); yields host:port of its gRPC."""
     import grpc
 
     from services.protos.talkinghead.v1 import avatar_pb2, avatar_pb2_grpc
@@ -40,7 +42,8 @@ def local_server(log: Path, wait_s: float = 600.0, render_threads: int | None = 
     gport, hport = free_port(), free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            "TALKING_HEAD_REDIS_URL": "", "TALKING_HEAD_API_KEYS": "",
-           "TALKING_HEAD_POSE_CACHE": "off"}  # its first stream renders poses it has not seen
+           # no poses from disk: its first stream renders poses it has not seen (unless baked)
+           "TALKING_HEAD_POSE_CACHE": "off", "TALKING_HEAD_BAKED_POSES": "on" if baked else "off"}
     env.pop("RAY_ADDRESS", None)  # a cluster of its own
     cmd = [sys.executable, "-m", "services.cli", "serve", "--grpc-port", str(gport), "--http-port", str(hport),
            "--host", "127.0.0.1"] + ([] if render_threads is None else ["--render-threads", str(render_threads)])

@@ -9,7 +9,7 @@ so both see the same machine load. Reported: frames per second of each and their
 under), the fast path's PSNR against the full render (min and mean over the frames), and the
 fast path on a still pose (every frame after the first starts from the cached one). The
 moving head is measured three times: on poses the renderer has never seen (its pose cache emptied
-first), on the same poses again through the fast path alone (its cache emptied again; no full
+first, the bundle's baked poses off), on the same poses again through the fast path alone (its cache emptied again; no full
 render between its batches, as `say` and the server run it), and on the same poses with other
 codes, as every later request that replays the
 same stretch of the track renders them (the pose cache, kept on disk by
@@ -17,12 +17,13 @@ services.renderer.pose_file, outlives the process).
 
 Then the whole chain, in this process with everything loaded: the encode RTF of each
 sentence on the encoder's own thread count and on the caller's (same sentences, in turns),
-and `Pipeline.run` of the text into a fragmented-MP4 sink as gRPC `Speak` streams it, first
-with the pose cache emptied (`cold`), then again (`cached`): end-to-end RTF (wall seconds ÷
+and `Pipeline.run` of the text into a fragmented-MP4 sink as gRPC `Speak` streams it: with
+the pose cache emptied and the baked poses off (`cold`), emptied with them on (`baked`, as a
+fresh `say` of the bundled demo starts), then again (`cached`): end-to-end RTF (wall seconds ÷
 audio seconds), seconds from the request to the first rendered frames and to the first media
 chunk, and each stage's busy seconds (they overlap). With `grpc=True`, the same text streamed
 over gRPC `Speak` from `talking-head serve` on loopback (services.bench.grpc_stack, its pose
-cache in memory only): one stream on poses the server has not rendered, one again, then 2
+cache in memory only, no baked poses): one stream on poses the server has not rendered, one again, then 2
 concurrent streams.
 """
 
@@ -124,42 +125,51 @@ def encode_rtf(stages: Any, info: Any, clips: list[Any], lang: str = "en") -> di
 
 
 def speak(stages: Any, subject: str, text: str, cache: Any = None) -> dict[str, Any]:
-    """`Pipeline.run` of `text` into a fragmented-MP4 sink: once with the pose cache `cache`
-    emptied (`cold`), once more (`cached`)."""
+    """`Pipeline.run` of `text` into a fragmented-MP4 sink: with the pose cache `cache`
+    emptied and its baked poses off (`cold`: poses never rendered), emptied with the baked
+    poses on (`baked`: a fresh process), then again (`cached`)."""
     from services.gateway.pipeline import Pipeline
     from services.gateway.request import SpeakRequest
     from services.gateway.sinks import FragmentedMp4Sink
 
     pipeline = Pipeline(stages)
     out: dict[str, Any] = {}
-    for label in ("cold", "cached"):
-        if label == "cold" and cache is not None:
+    baked = cache.baked if cache is not None else None
+    for label in ("cold", "baked", "cached"):
+        if label == "baked" and baked is None:
+            continue
+        if label != "cached" and cache is not None:
             cache.clear()
+            cache.baked = None if label == "cold" else baked
         sink = FragmentedMp4Sink(lambda chunk: None)
+        misses = cache.misses if cache is not None else 0
         c0, t0 = time.process_time(), time.perf_counter()
         res = pipeline.run(SpeakRequest(text=text, subject=subject, lang="en"), sink)
         wall = time.perf_counter() - t0
         out[label] = {"wall_s": wall, "cpu_s": time.process_time() - c0, "audio_s": res.seconds,
                       "rtf": wall / res.seconds, "first_frame_s": res.times.first_frame,
                       "first_chunk_s": res.times.first_chunk, "frames": res.frames, "sentences": res.sentences,
-                      "stage_busy_s": res.times.as_dict()}
+                      "stage_busy_s": res.times.as_dict(),
+                      "poses_rendered_whole": cache.misses - misses if cache is not None else None}
     return out
 
 
 def grpc_streams(subject: str, text: str, streams: tuple[int, ...] = (1, 2),
-                 render_threads: int | None = None) -> dict[str, Any]:
+                 render_threads: int | None = None, baked: bool = False) -> dict[str, Any]:
     """`text` streamed over gRPC `Speak` from a local `talking-head serve` (subjects from the
-    local store; `render_threads`: its --render-threads) after one warm-up stream of another
-    text: one stream (poses the server has not rendered), one again (its poses cached), then
-    each larger count of concurrent streams."""
+    local store; `render_threads`: its --render-threads; `baked`: with the bundles' baked
+    poses) after one warm-up stream of another text: one stream (poses the server has not
+    rendered, unless baked), one again (its poses cached), then each larger count of
+    concurrent streams."""
     import tempfile
     from pathlib import Path
 
     from services.bench.grpc_stack import local_server, speak_streams
 
-    out: dict[str, Any] = {"render_threads": os.cpu_count() if render_threads is None else render_threads}
+    out: dict[str, Any] = {"render_threads": os.cpu_count() if render_threads is None else render_threads,
+                           "baked_poses": baked}
     with (tempfile.TemporaryDirectory(prefix="th-realtime-") as work,
-          local_server(Path(work) / "serve.log", render_threads=render_threads) as target):
+          local_server(Path(work) / "serve.log", render_threads=render_threads, baked=baked) as target):
         out["target"] = target
         # the subject loads, the first TTS call; on a still pose, so no pose of the text is cached
         speak_streams(target, subject, QUICK_SENTENCE, 1, static_pose=True)
@@ -207,6 +217,7 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
         other, _ = renderer.conditions(2, seed=0, start=len(renderer.pose_track) // 2)  # poses not measured below
         for exact in (True, False):  # warm up both paths
             list(renderer.render(codes[:2], other, blinks[:2], exact=exact))
+        baked, renderer.fast.cache.baked = renderer.fast.cache.baked, None  # poses never rendered
         renderer.fast.cache.clear()
         moving = compare(renderer, codes, poses, blinks)
         renderer.fast.cache.clear()
@@ -215,6 +226,7 @@ def run(json_path: str | None = None, quick: bool = False, threads: int | None =
         still_poses, still_blinks = renderer.conditions(n, static_pose=True, seed=0)
         still = compare(renderer, codes, still_poses, still_blinks)
         encode = encode_rtf(stages, info, clips)
+        renderer.fast.cache.baked = baked
         chain = speak(stages, subject, text, renderer.fast.cache)
     streamed = grpc_streams(subject, text, streams=(1, 2)) if grpc else None
     result = {

@@ -102,6 +102,11 @@ def join_speech(parts: list[Speech]) -> Speech:
                   langs.pop() if len(langs) == 1 else "mixed", parts[0].voice, sentence=0, syllables=syllables)
 
 
+def walk_start(seed: int) -> int:
+    """The phase a request's pose walk starts at when it names none (its seed picks it)."""
+    return int(np.random.default_rng(seed).integers(0, 10_000))
+
+
 def track_position(phase: np.ndarray | int, n: int) -> np.ndarray | int:
     """Frame of an n-frame track at `phase` of its ping-pong walk (period 2(n-1)): phase k ≥ 0
     walks forwards from frame k, -k walks backwards from frame k."""

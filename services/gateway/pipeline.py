@@ -22,7 +22,7 @@ import numpy as np
 
 from services.common.audio import pad_to_frames, resample, to_analysis_rate
 from services.common.errors import Cancelled, InvalidInput
-from services.common.types import AudioClip
+from services.common.types import AudioClip, walk_start
 from services.common.video import VideoSpec
 from services.gateway.request import Limits, SpeakRequest, check_request
 from services.gateway.sinks import MediaSink
@@ -255,8 +255,7 @@ class Pipeline:
         h, w = subject.size
         spec: VideoSpec | None = None
         n_frames = sentences = 0
-        pose_offset = req.pose_start if req.pose_start is not None else \
-            int(np.random.default_rng(req.seed).integers(0, 10_000))
+        pose_offset = req.pose_start if req.pose_start is not None else walk_start(req.seed)
         complete = False
 
         def check_cancel() -> None:

@@ -199,12 +199,15 @@ class CachedFrame:
 
 
 class PoseCache:
-    """Frames by exact pose, least recently used first out, at most `max_bytes` held."""
+    """Frames by exact pose, least recently used first out, at most `max_bytes` held. A pose
+    it does not hold is asked of `baked` (the bundle's baked frames, services.renderer.pose_bake)
+    when set: found there, it is held from then on and counts as a hit."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.nbytes = 0
         self.hits = self.misses = 0
+        self.baked: Callable[[bytes], CachedFrame | None] | None = None
         self._items: OrderedDict[bytes, CachedFrame] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -214,12 +217,19 @@ class PoseCache:
     def get(self, key: bytes) -> CachedFrame | None:
         with self._lock:
             item = self._items.get(key)
+            if item is not None:
+                self.hits += 1
+                self._items.move_to_end(key)
+                return item
+        baked = self.baked
+        item = baked(key) if baked is not None else None
+        with self._lock:
             if item is None:
                 self.misses += 1
                 return None
             self.hits += 1
-            self._items.move_to_end(key)
-            return item
+        self.put(key, item)
+        return item
 
     def clear(self) -> None:
         with self._lock:

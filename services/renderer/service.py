@@ -22,7 +22,7 @@ from services.common.errors import IntegrityError, InvalidInput, RateMismatch
 from services.common.paths import cache_dir
 from services.common.types import FrameRenderer
 from services.renderer.fast import FastPathConfig, FastRenderer, supports_fast_path
-from services.renderer import pose_file
+from services.renderer import pose_bake, pose_file
 from services.renderer.head_field import HeadCond, HeadFieldConfig
 from services.renderer.motion import natural_blinks, replay_poses
 from services.renderer.rays import Intrinsics
@@ -53,7 +53,8 @@ class SubjectRenderer:
     A trained subject renders through the fast path (services.renderer.fast: fewer rays and
     samples of the same NeRF, cached poses) unless `fast_path` is None; `render(exact=True)`
     renders every ray of every frame. With `pose_dir`, the cached poses are read from and
-    written back to a file there (services.renderer.pose_file)."""
+    written back to a file there (services.renderer.pose_file); a bundle's baked poses
+    (services.renderer.pose_bake) are the frames of poses not cached yet."""
 
     def __init__(self, bundle: SubjectBundle, device: str | torch.device = "cpu",
                  fast_path: FastPathConfig | None = FastPathConfig(), pose_dir: Path | None = None) -> None:
@@ -85,6 +86,9 @@ class SubjectRenderer:
         if fast_path is not None and supports_fast_path(self.model):
             check = torch.as_tensor(self.pose_track[0], dtype=torch.float32, device=self.device)
             self.fast = FastRenderer(self.model, self.intrinsics, self.background, fast_path, check_pose=check)
+        self.baked: pose_bake.BakedPoses | None = None
+        if self.fast is not None and pose_bake.BLOB in bundle.blobs and pose_bake.enabled():
+            self.baked = pose_bake.attach(self.fast, bundle.blobs[pose_bake.BLOB], self.id)
         self.poses: pose_file.PersistedPoses | None = None
         if self.fast is not None and pose_dir is not None:
             self.poses = pose_file.PersistedPoses(self.fast, pose_file.cache_path(pose_dir, self.digest, self.fast))
@@ -130,7 +134,7 @@ class SubjectRenderer:
             if self.fast is None or exact:
                 image = self.model.render_frames(c2w, self.intrinsics, cond, background=self.background)["image"]
             else:
-                keys = [np.ascontiguousarray(p, dtype=np.float32).tobytes() for p in poses[s:e]]
+                keys = [pose_bake.pose_key(p) for p in poses[s:e]]
                 image = self.fast.render(c2w, cond, keys)
             yield (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         if self.poses is not None:

@@ -67,7 +67,20 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     t.add_argument("--encoder", default=None, metavar="dynamic|content|concat|cross|csfm",
                    help="audio encoder fusion variant (default: the preset's); all but `dynamic` run the "
                         "bundled content model over the dataset's audio first")
+    t.add_argument("--bake-seconds", type=float, default=20.0, metavar="S",
+                   help="bake the fast path's frames of the first S seconds of the default pose walk into the "
+                        "bundle, so a fresh process renders them as cached poses (default 20; 0: none)")
     t.set_defaults(func=_train)
+
+    b = subject_command(
+        groups, "bake", help="bake a subject's default pose walk into its bundle (faster first renders)",
+        description="Render the fast path's frames of the first S seconds of the subject's default pose walk "
+                    "(the poses `say` and a default gRPC Speak start with) and store the subject again with "
+                    "them inside (poses.safetensors, PNGs, ≤ 18 MB): a fresh process then renders those poses "
+                    "as cached ones, only the mouth and eyes re-rendered. `train` bakes by default.")
+    b.add_argument("name", help="subject id (one in $TALKING_HEAD_HOME/subjects)")
+    b.add_argument("--seconds", type=float, default=20.0, help="length of the baked walk (default 20)")
+    b.set_defaults(func=_bake)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -151,16 +164,49 @@ def _dataset_path(value: str) -> Path:
 
 def _train(args: argparse.Namespace) -> int:
     from services.common.bundle import check_subject_id
+    from services.common.errors import InvalidInput
     from services.common.paths import home
     from services.common.subject_store import LocalSubjectStore
+    from services.training.bundle import bake_with_bar, has_fast_path
     from services.training.subject import train_subject
+
+    if args.bake_seconds < 0:
+        raise InvalidInput(f"--bake-seconds must be ≥ 0, got {args.bake_seconds:g}")
 
     check_subject_id(args.name)
     run_dir = args.run_dir or home() / "runs" / args.name
     bundle = train_subject(_dataset_path(args.dataset), args.name, preset=args.preset, workdir=run_dir,
                            resume=not args.fresh, iterations_scale=args.scale, encoder=args.encoder)
+    if args.bake_seconds > 0 and has_fast_path(bundle):
+        bundle = bake_with_bar(bundle, args.bake_seconds)
+    elif args.bake_seconds > 0:
+        print("poses not baked: the subject has no fitted occupancy grid (no fast path)", flush=True)
     path = LocalSubjectStore().save(bundle)
     tr = bundle.manifest["training"]
     print(f"{path}  (val PSNR {tr['val_psnr']} dB, {tr['train_seconds'] / 60:.1f} min; curve: "
           f"{run_dir / 'training_curve.png'})")
+    return 0
+
+
+def _bake(args: argparse.Namespace) -> int:
+    import time
+
+    from services.common.errors import InvalidInput
+    from services.common.subject_store import LocalSubjectStore
+    from services.training.bundle import bake_with_bar, has_fast_path
+
+    if not args.seconds > 0:
+        raise InvalidInput(f"--seconds must be > 0, got {args.seconds:g}")
+    store = LocalSubjectStore(bundled=None)
+    if store.path(args.name) is None and LocalSubjectStore().path(args.name) is not None:
+        raise InvalidInput(f"subject {args.name!r} ships with the package, baked already")
+    bundle = store.load(args.name)
+    if not has_fast_path(bundle):
+        raise InvalidInput(f"subject {args.name!r} has no fitted occupancy grid (no fast path): nothing to bake")
+    t0 = time.perf_counter()
+    baked = bake_with_bar(bundle, args.seconds)
+    path = store.save(baked)
+    b = baked.manifest["baked_poses"]
+    print(f"{path}  ({b['frames']} poses, {b['seconds']} s of the walk, "
+          f"{len(baked.blobs['poses.safetensors']) / 2**20:.1f} MB, {time.perf_counter() - t0:.0f} s)")
     return 0

@@ -28,6 +28,8 @@ class FromPhotoConfig:
     #: share of Mandarin sentences
     zh_fraction: float = 0.2
     iterations_scale: float = 1.0
+    #: seconds of the default pose walk baked into the bundle (services.renderer.pose_bake)
+    bake_seconds: float = 20.0
 
 
 def from_photo(photo: str | Path, name: str, config: FromPhotoConfig = FromPhotoConfig(), force: bool = False,
@@ -37,6 +39,7 @@ def from_photo(photo: str | Path, name: str, config: FromPhotoConfig = FromPhoto
     from services.subjects.layout import load_dataset
     from services.subjects.photo.dataset import META_NAME, photo_head, write_photo_dataset
     from services.subjects.photo.face import find_face, read_photo
+    from services.training.bundle import bake_bundle, bake_with_bar, has_fast_path
     from services.subjects.synth import training_speech
     from services.training.speech import bundled_voice
     from services.training.subject import train_subject
@@ -81,6 +84,10 @@ def from_photo(photo: str | Path, name: str, config: FromPhotoConfig = FromPhoto
     bundle = train_subject(root, name, preset=config.preset, workdir=home() / "runs" / name,
                            resume=reuse, iterations_scale=config.iterations_scale, progress=progress)
     timings["train_s"] = time.perf_counter() - t1
+    if config.bake_seconds > 0 and has_fast_path(bundle):
+        t1 = time.perf_counter()
+        bundle = bake_with_bar(bundle, config.bake_seconds) if progress else bake_bundle(bundle, config.bake_seconds)
+        timings["bake_s"] = time.perf_counter() - t1
     version = store.save(bundle)
     timings["total_s"] = time.perf_counter() - t0
     return version, {k: round(v, 1) for k, v in timings.items()}
