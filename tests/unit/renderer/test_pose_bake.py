@@ -14,6 +14,7 @@ from services.common.subject_store import LocalSubjectStore
 from services.common.types import walk_start
 from services.renderer import pose_bake
 from services.renderer.fast import FastRenderer
+from services.renderer.head_field import HeadCond
 from services.renderer.service import SubjectRenderer
 from services.training.bundle import bake_bundle
 
@@ -50,6 +51,14 @@ def test_the_bundled_demo_carries_the_first_20_s_of_its_default_walk(demo_bundle
     # (python scripts/bake_bundled.py demo)
     poses, _ = r.conditions(500, seed=0, start=walk_start(0))
     assert all(pose_bake.pose_key(p) in r.baked._index for p in poses)
+    # a frame past the first decoded chunk is its own pose's: the cold render with the bake's zero code
+    i = pose_bake.CHUNK + 3
+    got = r.baked.get(pose_bake.pose_key(poses[i]))
+    c2w = torch.as_tensor(poses[i:i + 1])
+    cond = HeadCond(torch.zeros(1, 64), torch.zeros(1), None, lean=True)
+    image, reach = r.fast._cold(c2w, cond, torch.zeros(1, dtype=torch.long))
+    assert _psnr(got.image.numpy(), (image[0] * 255).round().to(torch.uint8).numpy()) >= 40  # baked on one CPU, rendered on this one
+    assert torch.equal(got.reach, reach[0])
 
 
 def test_a_baked_pose_renders_as_a_cached_one_and_stays_near_the_full_render(baked):
