@@ -28,7 +28,8 @@ from neighbours that were, so the NeRF stays the only source of the image. The l
   cached frame: the audio code changes only the mouth and jaw, the blink only the eyes, so
   the head's lattice is cast with the new code, and only the cells whose rays changed (and
   one cell around them) are re-rendered, coarse to fine, and blended into the cached frame
-  with a feathered mask. The cache is an LRU bounded in bytes.
+  with a feathered mask. The cache is an LRU bounded in bytes; the frames of a bundle's baked
+  poses (services.renderer.pose_bake) fill it for the default walk.
 """
 
 from __future__ import annotations
