@@ -170,9 +170,8 @@ def _train(args: argparse.Namespace) -> int:
     from services.training.bundle import bake_with_bar, has_fast_path
     from services.training.subject import train_subject
 
-    if args.bake_seconds < 0:
+    if not args.bake_seconds >= 0:
         raise InvalidInput(f"--bake-seconds must be ≥ 0, got {args.bake_seconds:g}")
-
     check_subject_id(args.name)
     run_dir = args.run_dir or home() / "runs" / args.name
     bundle = train_subject(_dataset_path(args.dataset), args.name, preset=args.preset, workdir=run_dir,

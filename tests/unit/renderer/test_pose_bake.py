@@ -125,6 +125,8 @@ def test_subject_bake_cli(demo_bundle, tmp_path, monkeypatch, capsys):
     assert "ships with the package" in capsys.readouterr().err
     assert main(["subject", "bake", "mine", "--seconds", "0"]) == 2
     assert main(["subject", "bake", "nobody"]) == 2
+    assert main(["subject", "train", "any", "--name", "x", "--bake-seconds", "-1"]) == 2
+    assert main(["subject", "from-photo", "any.png", "--name", "x", "--bake-seconds", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("talking-head subject: error:") for line in err)
+    assert len(err) == 4 and all(line.startswith("talking-head subject: error:") for line in err)
     torch.set_num_threads(1)  # the CLI may change this process's threads
