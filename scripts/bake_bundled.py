@@ -12,13 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.common.bundle import MANIFEST  # noqa: E402
 from services.common.subject_store import BUNDLED_DIR, LocalSubjectStore  # noqa: E402
+from services.renderer.pose_bake import DEFAULT_SECONDS  # noqa: E402
 from services.training.bundle import bake_with_bar  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("name", help="a subject under services/subjects/bundled")
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
     args = ap.parse_args()
     target = BUNDLED_DIR / args.name
     bundle = LocalSubjectStore(root=BUNDLED_DIR, bundled=None).load(args.name)

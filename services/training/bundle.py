@@ -12,6 +12,7 @@ import torch
 from services.common.bundle import AUDIO_ENCODER_PREFIX, RENDERER_PREFIX, SubjectBundle, make_bundle
 from services.common.errors import InvalidInput
 from services.encoder.model import AudioEncoder
+from services.renderer import pose_bake
 from services.renderer.renderer import TalkingHeadModel
 from services.subjects.layout import SubjectDataset
 from services.training.data import dataset_blink, dataset_intrinsics, renderer_poses
@@ -57,12 +58,11 @@ def _safetensors(tensors: dict[str, torch.Tensor]) -> bytes:
     return save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
 
 
-def bake_bundle(bundle: SubjectBundle, seconds: float = 20.0, max_bytes: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> SubjectBundle:
+def bake_bundle(bundle: SubjectBundle, seconds: float = pose_bake.DEFAULT_SECONDS,
+                max_bytes: int = pose_bake.DEFAULT_MAX_BYTES, progress: Callable[[int, int], None] | None = None) -> SubjectBundle:
     """The bundle again with the fast path's frames of its default pose walk baked in (the
     first `seconds` of it, at most `max_bytes` of PNG): services.renderer.pose_bake."""
     from services.common.types import walk_start
-    from services.renderer import pose_bake
     from services.renderer.service import SubjectRenderer
 
     if seconds <= 0:
@@ -73,7 +73,7 @@ def bake_bundle(bundle: SubjectBundle, seconds: float = 20.0, max_bytes: int | N
     renderer.fast.cache.baked = None  # render every pose, never the frames baked before
     n = max(1, int(round(seconds * renderer.fps)))
     poses, _ = renderer.conditions(n, seed=0, start=walk_start(0))
-    blob = pose_bake.bake(renderer.fast, poses, max_bytes or pose_bake.DEFAULT_MAX_BYTES, progress=progress)
+    blob = pose_bake.bake(renderer.fast, poses, max_bytes, progress=progress)
     baked = pose_bake.BakedPoses(blob, renderer.fast)
     blobs = {k: v for k, v in bundle.blobs.items() if k != pose_bake.BLOB}
     blobs[pose_bake.BLOB] = blob
