@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--minutes", type=float, default=2.0, help="minutes of training speech to render (default 2)")
     p.add_argument("--preset", default="cpu", choices=("cpu", "gpu", "tiny"), help="training preset (default cpu)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every training stage's iterations")
+    p.add_argument("--encoder", default="content", metavar="dynamic|content|concat|cross|csfm",
+                   help="audio encoder variant (default content: the photo's training speech is clean TTS, "
+                        "where the mel path only slows training)")
     p.add_argument("--seed", type=int, default=0, help="head motion, blinks and sentences (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing subject and its dataset")
     p.add_argument("--bake-seconds", type=float, default=20.0, metavar="S",
@@ -41,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--bake-seconds must be ≥ 0, got {args.bake_seconds:g}")
     mediapipe()  # the preprocess extra: say so before anything else
     config = FromPhotoConfig(size=args.size, minutes=args.minutes, preset=args.preset, seed=args.seed,
-                             iterations_scale=args.scale, bake_seconds=args.bake_seconds)
+                             iterations_scale=args.scale, bake_seconds=args.bake_seconds, encoder=args.encoder)
     version, timings = from_photo(args.photo, args.name, config, force=args.force)
     parts = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items())
     print(f"{version}  ({parts})")

@@ -204,6 +204,14 @@ def test_bad_photo_is_one_clear_error(case, astronaut, tmp_path, monkeypatch) ->
     assert not (tmp_path / "home" / "datasets").exists()
 
 
+def test_cli_unknown_encoder_is_one_line_before_any_work(tmp_path) -> None:
+    r = subprocess.run([sys.executable, "-m", "services.cli", "subject", "from-photo", "missing.png", "--name", "x",
+                        "--encoder", "mel"], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "TALKING_HEAD_HOME": str(tmp_path / "home")})
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "unknown encoder variant 'mel'" in r.stderr
+    assert not (tmp_path / "home").exists()
+
+
 def test_cli_non_image_is_one_line_and_exit_2(preprocess_extra, tmp_path) -> None:
     path = tmp_path / "photo.jpg"
     path.write_text("not a picture\n")
@@ -228,6 +236,7 @@ def test_from_photo_end_to_end_tiny(astronaut, tmp_path, monkeypatch) -> None:
     manifest = LocalSubjectStore().manifest("astro")
     assert version.is_dir() and manifest["training"]["frames"] > 50 and manifest.get("oracle") is None
     assert set(timings) >= {"proxy_s", "tts_s", "render_s", "train_s"}
+    assert manifest["audio_encoder"]["config"]["variant"] == "content"  # the photo default, not the preset's
     assert not list((tmp_path / "home" / "datasets").glob("*.partial"))
     with pytest.raises(InvalidInput, match="already exists"):
         from_photo(path, "astro", config, progress=False)
