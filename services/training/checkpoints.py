@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from services.common.checkpoint import load_checkpoint, optimizer_from_flat, optimizer_to_flat, save_checkpoint
+from services.common.errors import InvalidInput
 from services.training.config import TrainSummary
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def resume_trainer(trainer: Trainer, path: Path) -> bool:
         return False
     tensors, meta = loaded
     t = trainer
+    _check_fits(t, tensors, path)
     t.model.load_state_dict(_under(tensors, "live."))
     t.encoder.load_state_dict(_under(tensors, "live_enc."))
     if t.mouth_probe is not None:
@@ -53,6 +55,17 @@ def resume_trainer(trainer: Trainer, path: Path) -> bool:
                              val_psnr_head=s.get("val_psnr_head", float("nan")), history=s["history"])
     t.restart_clock(meta["elapsed_s"])
     return True
+
+
+def _check_fits(trainer: Trainer, tensors: dict[str, Tensor], path: Path) -> None:
+    """InvalidInput, before anything is loaded, when the checkpoint holds another model or
+    audio encoder (another preset, encoder variant or size) than `trainer`'s."""
+    for prefix, module, what in (("live.", trainer.model, "NeRF"), ("live_enc.", trainer.encoder, "audio encoder")):
+        mine = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in _under(tensors, prefix).items()}
+        if mine != theirs:
+            raise InvalidInput(f"the checkpoint in {path.parent} holds another {what} than this run's (another "
+                               f"preset, encoder or size): start over with --fresh (from-photo: --force)")
 
 
 def _under(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:

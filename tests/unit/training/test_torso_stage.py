@@ -98,3 +98,24 @@ def test_held_out_psnr_is_recorded_in_both_settings(trained) -> None:
     assert summary.val_psnr_head == torso_stage[-1]["val_psnr_head"]
     # the head setting does not depend on the torso: the torso stage leaves it where the lips stage did
     assert torso_stage[-1]["val_psnr_head"] == pytest.approx(head_stages[-1]["val_psnr_head"], abs=1e-6)
+
+
+def test_resuming_another_encoder_is_one_clear_error_and_loads_nothing(tmp_path) -> None:
+    from services.common.errors import InvalidInput
+
+    torch.manual_seed(0)
+    recipe = preset("tiny")
+    recipe = replace(recipe, train=replace(recipe.train, head_iters=2, lips_iters=0, torso_iters=0, eval_every=2,
+                                           rays=64, audio_pretrain_steps=1, audio_pretrain_frames=4))
+    first = recipe.build_trainer(recipe.build_model(), recipe.build_encoder(), tiny_data(), tmp_path)
+    first.train()
+    same = recipe.build_trainer(recipe.build_model(), recipe.build_encoder(), tiny_data(), tmp_path)
+    assert same.resume() and same.summary.steps == first.summary.steps
+    other = replace(recipe, encoder=replace(recipe.encoder, conv_width=4))
+    model, encoder = other.build_model(), other.build_encoder()
+    untouched = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = other.build_trainer(model, encoder, tiny_data(), tmp_path)
+    with pytest.raises(InvalidInput, match="another audio encoder.*--fresh"):
+        trainer.resume()
+    assert all(torch.equal(v, untouched[k]) for k, v in model.state_dict().items())
+    assert trainer.stage_step == 0
