@@ -26,6 +26,13 @@ from services.encoder.fusion import CSFM, ContentWindowNet, leaky
 from services.encoder.layers import TemporalAttention, fc_res_stack
 
 VARIANTS = ("dynamic", "content", "concat", "cross", "csfm")
+
+
+def check_variant(variant: str) -> str:
+    """`variant`, or InvalidInput naming the encoder variants there are."""
+    if variant not in VARIANTS:
+        raise InvalidInput(f"unknown encoder variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return variant
 CODE_DIM = 64
 
 
@@ -53,8 +60,7 @@ class EncoderConfig:
     code_dim: int = CODE_DIM
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise InvalidInput(f"unknown encoder variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        check_variant(self.variant)
         if self.variant != "dynamic" and self.content_dim <= 0:
             raise InvalidInput(f"variant {self.variant!r} needs content_dim > 0")
         if self.content_space not in ("units", "phones"):

@@ -33,7 +33,7 @@ class FromPhotoConfig:
     #: audio encoder variant. The training speech is clean TTS, where the mel path adds
     #: nothing the content path lacks and costs most of the encoder's time: the content
     #: variant learns the mouth in a third of the warm-up steps and generalises better to
-    #: held-out sentences (BENCHMARKS "One photo → a subject").
+    #: held-out sentences (BENCHMARKS "The content encoder for a photo subject").
     encoder: str = "content"
 
 
@@ -41,6 +41,7 @@ def from_photo(photo: str | Path, name: str, config: FromPhotoConfig = FromPhoto
                progress: bool = True, dataset: Path | None = None) -> tuple[Path, dict]:
     """Make subject `name` from `photo`; returns (the stored version's directory, timings)."""
     from services.common.subject_store import LocalSubjectStore
+    from services.encoder.model import check_variant
     from services.subjects.layout import load_dataset
     from services.subjects.photo.dataset import META_NAME, photo_head, write_photo_dataset
     from services.subjects.photo.face import find_face, read_photo
@@ -49,11 +50,8 @@ def from_photo(photo: str | Path, name: str, config: FromPhotoConfig = FromPhoto
     from services.training.speech import bundled_voice
     from services.training.subject import train_subject
 
-    from services.encoder.model import VARIANTS
-
     check_subject_id(name)
-    if config.encoder not in VARIANTS:
-        raise InvalidInput(f"unknown encoder variant {config.encoder!r}; choose one of {', '.join(VARIANTS)}")
+    check_variant(config.encoder)
     if config.size not in (256, 512):
         raise InvalidInput(f"--size must be 256 or 512, got {config.size}")
     store = LocalSubjectStore()

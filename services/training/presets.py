@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from services.common.errors import InvalidInput
-from services.encoder.model import VARIANTS, AudioCodeEncoder, EncoderConfig, build_encoder
+from services.encoder.model import AudioCodeEncoder, EncoderConfig, build_encoder, check_variant
 from services.renderer.head_field import HeadFieldConfig
 from services.renderer.renderer import TalkingHeadModel
 from services.renderer.torso_field import TorsoFieldConfig
@@ -40,9 +40,7 @@ class SubjectTrainingConfig:
 
     def with_encoder(self, variant: str | None = None, content_space: str | None = None) -> SubjectTrainingConfig:
         """This recipe with another fusion variant and/or content space (None keeps the recipe's)."""
-        variant = variant or self.variant
-        if variant not in VARIANTS:
-            raise InvalidInput(f"unknown encoder variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+        variant = check_variant(variant or self.variant)
         return replace(self, variant=variant, encoder=replace(self.encoder, content_space=content_space or
                                                               self.encoder.content_space))
 
