@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     t.add_argument("--encoder", default=None, metavar="dynamic|content|concat|cross|csfm",
                    help="audio encoder fusion variant (default: the preset's); all but `dynamic` run the "
                         "bundled content model over the dataset's audio first")
+    t.add_argument("--no-prior", action="store_true",
+                   help="start the `content` encoder from scratch, not from the bundled mouth prior (a "
+                        "content encoder pretrained on TTS speech; used by default when it fits)")
     t.add_argument("--bake-seconds", type=float, default=20.0, metavar="S",
                    help="bake the fast path's frames of the first S seconds of the default pose walk into the "
                         "bundle, so a fresh process renders them as cached poses (default 20; 0: none)")
@@ -175,7 +178,8 @@ def _train(args: argparse.Namespace) -> int:
     check_subject_id(args.name)
     run_dir = args.run_dir or home() / "runs" / args.name
     bundle = train_subject(_dataset_path(args.dataset), args.name, preset=args.preset, workdir=run_dir,
-                           resume=not args.fresh, iterations_scale=args.scale, encoder=args.encoder)
+                           resume=not args.fresh, iterations_scale=args.scale, encoder=args.encoder,
+                           prior=not args.no_prior)
     if args.bake_seconds > 0 and has_fast_path(bundle):
         bundle = bake_with_bar(bundle, args.bake_seconds)
     elif args.bake_seconds > 0:

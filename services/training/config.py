@@ -32,6 +32,7 @@ class TrainConfig:
     lambda_mouth: float = 0.5  # audio code → mouth shape auxiliary loss (keeps the audio path alive)
     audio_pretrain_steps: int = 1500  # encoder-only warm-up on the mouth shape before the NeRF
     audio_pretrain_frames: int = 32  # consecutive frames per warm-up step
+    audio_pretrain_lr: float = 1e-3
     eval_every: int = 1000
     eval_frames: int = 3
     checkpoint_every: int = 500

@@ -33,7 +33,7 @@ def pretrain_audio(encoder: nn.Module, probe: MouthProbe, data: TrainingData, sa
     training frames; returns the last loss."""
     assert data.mouth is not None
     c = config
-    opt = torch.optim.AdamW(list(encoder.parameters()) + list(probe.parameters()), lr=1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(list(encoder.parameters()) + list(probe.parameters()), lr=c.audio_pretrain_lr, weight_decay=0.0)
     idx = data.train_idx
     span = min(c.audio_pretrain_frames, len(idx))
     loss_v = float("nan")

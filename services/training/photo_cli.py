@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     p.add_argument("--encoder", default="content", metavar="dynamic|content|concat|cross|csfm",
                    help="audio encoder variant (default content: the photo's training speech is clean TTS, "
                         "where the mel path only slows training)")
+    p.add_argument("--no-prior", action="store_true",
+                   help="start the content encoder from scratch, not from the bundled mouth prior")
     p.add_argument("--seed", type=int, default=0, help="head motion, blinks and sentences (default 0)")
     p.add_argument("--force", action="store_true", help="replace an existing subject and its dataset")
     p.add_argument("--bake-seconds", type=float, default=20.0, metavar="S",
@@ -44,7 +46,8 @@ def _run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--bake-seconds must be ≥ 0, got {args.bake_seconds:g}")
     mediapipe()  # the preprocess extra: say so before anything else
     config = FromPhotoConfig(size=args.size, minutes=args.minutes, preset=args.preset, seed=args.seed,
-                             iterations_scale=args.scale, bake_seconds=args.bake_seconds, encoder=args.encoder)
+                             iterations_scale=args.scale, bake_seconds=args.bake_seconds, encoder=args.encoder,
+                             prior=not args.no_prior)
     version, timings = from_photo(args.photo, args.name, config, force=args.force)
     parts = ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items())
     print(f"{version}  ({parts})")

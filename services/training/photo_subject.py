@@ -35,6 +35,8 @@ class FromPhotoConfig:
     #: variant learns the mouth in a third of the warm-up steps and generalises better to
     #: held-out sentences (BENCHMARKS "The content encoder for a photo subject").
     encoder: str = "content"
+    #: start a content encoder from the bundled mouth prior (services.training.mouth_prior)
+    prior: bool = True
 
 
 def from_photo(photo: str | Path, name: str, config: FromPhotoConfig = FromPhotoConfig(), force: bool = False,
@@ -90,7 +92,7 @@ def from_photo(photo: str | Path, name: str, config: FromPhotoConfig = FromPhoto
     stage(f"train ({config.preset} preset)", 4)
     bundle = train_subject(root, name, preset=config.preset, workdir=home() / "runs" / name,
                            resume=reuse, iterations_scale=config.iterations_scale, progress=progress,
-                           encoder=config.encoder)
+                           encoder=config.encoder, prior=config.prior)
     timings["train_s"] = time.perf_counter() - t1
     if config.bake_seconds > 0 and has_fast_path(bundle):
         t1 = time.perf_counter()

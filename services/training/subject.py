@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from services.training.bundle import build_bundle
 from services.training.config import TrainConfig
 from services.training.curves import plot_curves
 from services.training.data import dataset_content_frames, training_data
+from services.training.mouth_prior import WARMUP_LR, WARMUP_STEPS, load_prior
 from services.training.own_speech import own_speech
 from services.training.presets import SubjectTrainingConfig
 
@@ -25,13 +27,16 @@ from services.training.presets import SubjectTrainingConfig
 def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingConfig = "cpu",
                   workdir: Path | None = None, resume: bool = True, iterations_scale: float = 1.0,
                   progress: bool = True, size: int | None = None, encoder: str | None = None,
-                  content_model: str | Path | None = None, content_space: str | None = None) -> SubjectBundle:
+                  content_model: str | Path | None = None, content_space: str | None = None,
+                  prior: bool = True) -> SubjectBundle:
     """Train a subject from an ER-NeRF-layout dataset; returns the bundle (caller stores it).
 
     `preset` is a preset name (services.training.presets) or a recipe. `encoder` overrides
     its fusion variant (dynamic, content, concat, cross, csfm); every variant but `dynamic`
     runs the content model over the dataset's audio first, in `content_space` (default:
-    the recipe's; "units" or the shared "phones").
+    the recipe's; "units" or the shared "phones"). With `prior`, a content-variant encoder
+    starts from the bundled mouth prior when it fits (services.training.mouth_prior) and
+    warms up briefly; otherwise, or for other variants, from scratch.
     """
     recipe = _recipe(preset).with_encoder(encoder, content_space).scaled(iterations_scale)
     if recipe.threads:
@@ -52,6 +57,16 @@ def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingC
     data = training_data(ds, features, progress)
     model = recipe.build_model()
     audio_encoder = recipe.build_encoder(content.values.shape[1] if content is not None else None)
+    audio_init = "scratch"
+    found = load_prior(audio_encoder.config, ds.fps, content_model or DEFAULT_CONTENT_MODEL) if prior else None
+    if found is not None:
+        audio_encoder.load_state_dict(found[0])
+        audio_init = found[1]
+        recipe = replace(recipe, train=replace(cfg, audio_pretrain_lr=WARMUP_LR,
+                                               audio_pretrain_steps=min(cfg.audio_pretrain_steps, WARMUP_STEPS)))
+        cfg = recipe.train
+    if progress:
+        print(f"audio encoder: {recipe.variant}, from {audio_init}", flush=True)
     trainer = recipe.build_trainer(model, audio_encoder, data, workdir)
     if resume and trainer.resume() and progress:
         print(f"resumed from {workdir} at stage {trainer.stage}, step {trainer.stage_step}")
@@ -64,8 +79,9 @@ def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingC
     model.load_state_dict(model_sd)
     audio_encoder.load_state_dict(enc_sd)
     model.head.latents.data[:] = model.head.latents.data[:1]  # inference uses code 0 only
-    info = {"preset": recipe.name, "encoder": recipe.variant, "dataset": str(ds.root), "frames": len(ds),
-            "steps": summary.steps,
+    info = {"preset": recipe.name, "encoder": recipe.variant, "audio_init": audio_init,
+            "audio_warmup_steps": cfg.audio_pretrain_steps, "dataset": str(ds.root),
+            "frames": len(ds), "steps": summary.steps,
             "train_seconds": round(summary.seconds, 1), "val_psnr": round(summary.val_psnr, 2),
             "val_psnr_head": round(summary.val_psnr_head, 2), "audio": speech.as_dict(),
             "wall_seconds_this_run": round(time.perf_counter() - t0, 1)}

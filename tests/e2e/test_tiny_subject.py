@@ -119,6 +119,28 @@ def test_csfm_subject_trains_on_content_features_and_speaks(tiny, tmp_path):
     assert probe_mp4(tmp_path / "zh.mp4").n_frames == res.frames > 10
 
 
+def test_a_content_encoder_starts_from_the_mouth_prior_unless_told_not_to(tiny):
+    """The cpu recipe's content encoder (phones) fits the bundled prior; the warm-up is then short."""
+    from services.training.mouth_prior import WARMUP_STEPS
+    from services.training.presets import preset
+    from services.training.subject import train_subject
+
+    root, _, _ = tiny
+    recipe = preset("tiny")
+    recipe = replace(recipe, name="tiny-prior", train=replace(recipe.train, head_iters=2, lips_iters=2, torso_iters=2,
+                                                              audio_pretrain_steps=WARMUP_STEPS + 100,
+                                                              eval_every=10_000))
+    short = replace(recipe, train=replace(recipe.train, audio_pretrain_steps=4))
+    with_prior = train_subject(root / "ds", "p", preset=recipe, progress=False, encoder="content",
+                               content_space="phones")
+    without = train_subject(root / "ds", "s", preset=short, progress=False, encoder="content",
+                            content_space="phones", prior=False)
+    assert with_prior.manifest["training"]["audio_init"].startswith("mouth_prior ")
+    assert without.manifest["training"]["audio_init"] == "scratch"
+    assert with_prior.manifest["training"]["audio_warmup_steps"] == WARMUP_STEPS
+    assert without.manifest["training"]["audio_warmup_steps"] == 4
+
+
 def test_unknown_encoder_variant_is_one_clear_error(tiny):
     from services.common.errors import InvalidInput
     from services.training.subject import train_subject
