@@ -24,14 +24,13 @@ returns None for anything else, and the subject's encoder then starts from scrat
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from services.common.audio import pad_to_frames, to_analysis_rate
+from services.common.bundle import sha256
 from services.common.errors import InvalidInput
 from services.common.types import Speech, SpeechSource
 from services.encoder.content import DEFAULT_CONTENT_MODEL, ContentModel
@@ -83,17 +83,9 @@ class Example:
     mouth: torch.Tensor  # float [n_frames, 2]: viseme (opening, rounding)
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def content_model_id(model_dir: str | Path) -> str:
     """What ties a prior to its content model: the sha256 of the model's weights."""
-    return file_sha256(Path(model_dir) / "model.safetensors")
+    return sha256((Path(model_dir) / "model.safetensors").read_bytes())
 
 
 def viseme_mouth(speech: Speech, n_frames: int, fps: float) -> np.ndarray:
@@ -122,10 +114,6 @@ def speak_examples(texts: Sequence[tuple[str, str]], voice: SpeechSource, conten
     return out
 
 
-def _normalised(mouth: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    return (mouth - mean) / std
-
-
 def train_prior(encoder: AudioCodeEncoder, examples: Sequence[Example], config: PriorConfig,
                 progress: Callable[[int, int, float], None] | None = None) -> MouthProbe:
     """Train `encoder` (and a linear probe, returned) on runs of consecutive frames of the
@@ -144,7 +132,7 @@ def train_prior(encoder: AudioCodeEncoder, examples: Sequence[Example], config: 
         n = ex.features.n_frames
         start = int(torch.randint(max(1, n - config.frames + 1), (1,), generator=g))
         idx = torch.arange(start, min(start + config.frames, n))
-        loss = F.mse_loss(probe(encoder.encode_frames(ex.features, idx)), _normalised(ex.mouth[idx], mean, std))
+        loss = F.mse_loss(probe(encoder.encode_frames(ex.features, idx)), (ex.mouth[idx] - mean) / std)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -166,11 +154,11 @@ def prior_texts(config: PriorConfig) -> tuple[list[tuple[str, str]], list[tuple[
     """(training, held-out) (text, lang) pairs, shuffled deterministically."""
     from services.common.corpus import sentences
 
-    n_zh = int(round(config.sentences * config.zh_fraction))
+    n_zh = round(config.sentences * config.zh_fraction)
     train = [(s, "en") for s in sentences(config.sentences - n_zh, "en", seed=config.seed)] + \
             [(s, "zh") for s in sentences(n_zh, "zh", seed=config.seed)]
     random.Random(config.seed).shuffle(train)
-    h_zh = int(round(config.held_out * config.zh_fraction))
+    h_zh = round(config.held_out * config.zh_fraction)
     held = [(s, "en") for s in sentences(config.held_out - h_zh, "en", seed=config.seed, split="heldout")] + \
            [(s, "zh") for s in sentences(h_zh, "zh", seed=config.seed, split="heldout")]
     return train, held
@@ -194,7 +182,7 @@ def load_prior(config: EncoderConfig, fps: float, content_model_dir: str | Path 
     if not model_weights.is_file() or content_model_id(content_model_dir) != meta["content_model_sha256"]:
         return None
     state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith(PROBE_PREFIX)}
-    return state, f"mouth_prior {file_sha256(weights)[:12]}"
+    return state, f"mouth_prior {sha256(weights.read_bytes())[:12]}"
 
 
 def load_probe(prior_dir: Path = PRIOR_DIR) -> MouthProbe:
@@ -250,7 +238,7 @@ def build(config: PriorConfig, encoder_config: EncoderConfig, content_model_dir:
                      "data_seconds": round(data_s, 1), "train_seconds": round(time.perf_counter() - t0 - data_s, 1)},
         "metrics": {"opening_corr_train": round(opening_corr(encoder, probe, train), 4),
                     "opening_corr_heldout": round(opening_corr(encoder, probe, held), 4)},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     save_prior(out, encoder, probe, meta)
     return meta
