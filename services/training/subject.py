@@ -19,7 +19,7 @@ from services.training.bundle import build_bundle
 from services.training.config import TrainConfig
 from services.training.curves import plot_curves
 from services.training.data import dataset_content_frames, training_data
-from services.training.mouth_prior import WARMUP_LR, WARMUP_STEPS, load_prior
+from services.training.mouth_prior import fine_tune_schedule, load_prior
 from services.training.own_speech import own_speech
 from services.training.presets import SubjectTrainingConfig
 
@@ -62,8 +62,7 @@ def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingC
     if found is not None:
         audio_encoder.load_state_dict(found[0])
         audio_init = found[1]
-        recipe = replace(recipe, train=replace(cfg, audio_pretrain_lr=WARMUP_LR,
-                                               audio_pretrain_steps=min(cfg.audio_pretrain_steps, WARMUP_STEPS)))
+        recipe = replace(recipe, train=fine_tune_schedule(cfg))
         cfg = recipe.train
     if progress:
         print(f"audio encoder: {recipe.variant}, from {audio_init}", flush=True)
@@ -80,7 +79,7 @@ def train_subject(dataset: str | Path, name: str, preset: str | SubjectTrainingC
     audio_encoder.load_state_dict(enc_sd)
     model.head.latents.data[:] = model.head.latents.data[:1]  # inference uses code 0 only
     info = {"preset": recipe.name, "encoder": recipe.variant, "audio_init": audio_init,
-            "audio_warmup_steps": cfg.audio_pretrain_steps, "dataset": str(ds.root),
+            "audio_warmup_steps": cfg.audio_pretrain_steps, "audio_lr": cfg.lr_audio, "dataset": str(ds.root),
             "frames": len(ds), "steps": summary.steps,
             "train_seconds": round(summary.seconds, 1), "val_psnr": round(summary.val_psnr, 2),
             "val_psnr_head": round(summary.val_psnr_head, 2), "audio": speech.as_dict(),

@@ -120,8 +120,9 @@ def test_csfm_subject_trains_on_content_features_and_speaks(tiny, tmp_path):
 
 
 def test_a_content_encoder_starts_from_the_mouth_prior_unless_told_not_to(tiny):
-    """The cpu recipe's content encoder (phones) fits the bundled prior; the warm-up is then short."""
-    from services.training.mouth_prior import WARMUP_STEPS
+    """The cpu recipe's content encoder (phones) fits the bundled prior; the warm-up is then
+    short and the encoder's rate in the NeRF stages low."""
+    from services.training.mouth_prior import FINE_TUNE_LR_AUDIO, WARMUP_STEPS
     from services.training.presets import preset
     from services.training.subject import train_subject
 
@@ -139,6 +140,8 @@ def test_a_content_encoder_starts_from_the_mouth_prior_unless_told_not_to(tiny):
     assert without.manifest["training"]["audio_init"] == "scratch"
     assert with_prior.manifest["training"]["audio_warmup_steps"] == WARMUP_STEPS
     assert without.manifest["training"]["audio_warmup_steps"] == 4
+    assert with_prior.manifest["training"]["audio_lr"] == FINE_TUNE_LR_AUDIO < recipe.train.lr_audio
+    assert without.manifest["training"]["audio_lr"] == recipe.train.lr_audio
 
 
 def test_unknown_encoder_variant_is_one_clear_error(tiny):
